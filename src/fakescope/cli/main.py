@@ -1,0 +1,291 @@
+"""The ``fakescope`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from fakescope import __version__
+from fakescope.errors import FakescopeError
+
+app = typer.Typer(
+    help="Tell whether images were generated or manipulated by AI, with calibrated scores.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True)
+
+
+class ScanFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class ReportFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fakescope {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """fakescope: detection of AI-generated images with calibrated verdicts."""
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Progress]:
+    """A progress display on stderr; silent when disabled or stderr is not a terminal."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True, disable=not enabled) as progress:
+        yield progress
+
+
+@contextmanager
+def _open_output(out: Path | None) -> Iterator[IO[str]]:
+    if out is None:
+        yield sys.stdout
+        return
+    try:
+        handle = out.open("w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from exc
+    with handle:
+        yield handle
+
+
+def _load_model(model: str) -> Any:
+    from fakescope.models import load_model
+
+    try:
+        return load_model(model)
+    except FakescopeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--model") from exc
+
+
+def _read_stdin_paths() -> Iterator[str]:
+    for line in sys.stdin:
+        if line.strip():
+            yield line.rstrip("\r\n")
+
+
+def _expand_inputs(paths: list[str]) -> Iterator[str]:
+    for path in paths:
+        if path == "-":
+            yield from _read_stdin_paths()
+        else:
+            yield path
+
+
+@app.command()
+def scan(
+    paths: Annotated[
+        list[str],
+        typer.Argument(metavar="PATH", help="Files or folders; '-' reads paths from stdin."),
+    ],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A model folder or a bundled model name.")
+    ] = "spectral-default",
+    output_format: Annotated[ScanFormat, typer.Option("--format", "-f")] = ScanFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results here.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 16,
+    max_pixels: Annotated[
+        int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")
+    ] = 100_000_000,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """Scan images and folders (recursively); one result row per file, bad files included."""
+    from fakescope.cli.output import WRITERS, Tally
+    from fakescope.pipeline.scan import scan_paths
+
+    calibrated = _load_model(model)
+    tally = Tally()
+    with _open_output(out) as stream, _progress(progress and stderr.is_terminal) as bar:
+        writer = WRITERS[output_format.value](stream)
+        task = bar.add_task("scanning", total=None)
+        results = scan_paths(
+            _expand_inputs(paths), calibrated, batch_size=batch_size, max_pixels=max_pixels
+        )
+        for result in results:
+            writer.write(result)
+            tally.add(result)
+            bar.advance(task)
+        writer.close()
+    stderr.print(f"[dim]{tally.summary()} (model {calibrated.name})[/dim]")
+
+
+def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
+        try:
+            params[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key] = raw
+    return params
+
+
+@app.command()
+def train(
+    detector: Annotated[
+        str, typer.Argument(help="A registered detector (see `fakescope detectors`).")
+    ],
+    data: Annotated[
+        Path,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="Dataset: real/ + fake/[<generator>/] or 0_real/1_fake.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    param: Annotated[
+        list[str], typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (repeatable).")
+    ] = [],  # noqa: B006 - typer reads the default, it is never mutated
+    target_fpr: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.05,
+    review_fpr: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.20,
+    holdout: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.3,
+    seed: int = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """Fit a detector and calibrate its threshold on held-out real images."""
+    from fakescope.data.layout import discover_dataset
+    from fakescope.detectors import get_detector_class
+    from fakescope.pipeline.training import TrainingConfig, train_model
+
+    try:
+        get_detector_class(detector)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0]), param_hint="DETECTOR") from exc
+    config = TrainingConfig(
+        detector=detector,
+        params=_parse_params(param),
+        target_fpr=target_fpr,
+        review_fpr=max(review_fpr, target_fpr),
+        holdout=holdout,
+        seed=seed,
+        name=out.name,
+    )
+    try:
+        total = len(discover_dataset(data))
+        with _progress(progress and stderr.is_terminal) as bar:
+            task = bar.add_task("decoding", total=total)
+            model = train_model(data, config, on_progress=lambda n: bar.advance(task, n))
+    except (FakescopeError, ValueError, TypeError) as exc:
+        stderr.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    model.save(out)
+    calibration = model.calibration
+    stderr.print(
+        f"saved {out}: threshold {calibration.threshold:.4f} at target FPR "
+        f"{calibration.target_fpr:.3g} ({calibration.n_calibration} held-out reals)"
+    )
+    for note in calibration.warnings:
+        stderr.print(f"[yellow]warning:[/yellow] {note}")
+    _print_metrics_table(model.info["validation"], "validation on held-out data")
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model folder or bundled name.")],
+    data: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Labelled dataset folder.")
+    ],
+    output_format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.table,
+    out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """AP, ROC-AUC, accuracy at the model's threshold and TPR at 1 %/5 % FPR, per fake group."""
+    from fakescope.data.layout import discover_dataset
+    from fakescope.pipeline.evaluate import evaluate_model
+
+    calibrated = _load_model(model)
+    try:
+        total = len(discover_dataset(data))
+        with _progress(progress and stderr.is_terminal) as bar:
+            task = bar.add_task("evaluating", total=total)
+            report = evaluate_model(calibrated, data, on_progress=lambda n: bar.advance(task, n))
+    except FakescopeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    with _open_output(out) as stream:
+        if output_format is ReportFormat.json:
+            stream.write(json.dumps(report, indent=2) + "\n")
+        else:
+            _print_metrics_table(report, f"{calibrated.name} on {data}", Console(file=stream))
+    if report["n_errors"]:
+        stderr.print(f"[yellow]{report['n_errors']} files could not be decoded and were skipped[/]")
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else (f"{value:.3f}" if isinstance(value, float) else str(value))
+
+
+def _print_metrics_table(report: dict[str, Any], title: str, console: Console = stderr) -> None:
+    table = Table(title=title)
+    columns = ("group", "real", "fake", "AP", "ROC-AUC", "acc@thr", "TPR@1%FPR", "TPR@5%FPR")
+    for column in columns:
+        table.add_column(column, justify="left" if column == "group" else "right")
+    rows = [("overall", report["overall"]), *report["groups"].items()]
+    for name, m in rows:
+        table.add_row(
+            name,
+            str(m["n_real"]),
+            str(m["n_fake"]),
+            *(
+                _fmt(m.get(k))
+                for k in ("ap", "roc_auc", "accuracy", "tpr_at_fpr_1", "tpr_at_fpr_5")
+            ),
+        )
+    console.print(table)
+
+
+@app.command()
+def detectors() -> None:
+    """List the registered detectors and bundled models."""
+    from fakescope.detectors import get_detector_class, list_detectors
+    from fakescope.models import list_bundled_models
+
+    for name in list_detectors():
+        doc = (get_detector_class(name).__doc__ or "").strip().splitlines()
+        print(f"{name}\t{doc[0] if doc else ''}")
+    for name in list_bundled_models():
+        print(f"model:{name}\tbundled calibrated model (use --model {name})")
+
+
+def run() -> None:
+    app()

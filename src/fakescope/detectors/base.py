@@ -1,0 +1,141 @@
+"""The detector contract every detector implements.
+
+A detector is a scikit-learn style estimator over images: ``fit(images, labels)``,
+``predict_proba(images)`` (probability of *fake*, one number per image), ``get_params()``, and
+``save(dir)`` / ``load(dir)`` that write a JSON config plus weights as ``.npz`` or safetensors,
+never pickles. Images are RGB ``uint8`` arrays of shape (H, W, 3); sizes may differ.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from fakescope.errors import ModelError
+
+CONFIG_FILE = "config.json"
+FORMAT_VERSION = 1
+
+
+class Detector(BaseEstimator, ABC):
+    """Base class: subclasses declare their hyper-parameters as ``__init__`` arguments.
+
+    ``get_params`` / ``set_params`` come from scikit-learn's ``BaseEstimator``, so detectors
+    clone, grid-search and sit in pipelines like any estimator.
+    """
+
+    #: The registry name; set by subclasses.
+    name: ClassVar[str] = ""
+
+    @abstractmethod
+    def fit(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> Self:
+        """Learn from images with labels 0 (real) and 1 (fake)."""
+
+    @abstractmethod
+    def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Probability that each image is fake, shape (n,), values in [0, 1]."""
+
+    def explain(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
+        """Per-image evidence behind the score. Detectors override this when they can."""
+        return [{} for _ in images]
+
+    def predict_with_evidence(
+        self, images: Sequence[np.ndarray]
+    ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Scores and evidence together; detectors override it to share work between the two."""
+        return self.predict_proba(images), self.explain(images)
+
+    # -- persistence -------------------------------------------------------------------------
+    @abstractmethod
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The learned state as named arrays."""
+
+    @abstractmethod
+    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Restore the learned state written by :meth:`_weights` and :meth:`_state`."""
+
+    def _state(self) -> dict[str, Any]:
+        """Learned scalars and strings that belong in the JSON config, not the arrays."""
+        return {}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``weights.npz`` into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = self._weights()
+        config = {
+            "format_version": FORMAT_VERSION,
+            "detector": self.name,
+            "params": _jsonable(self.get_params(deep=False)),
+            "state": _jsonable(self._state()),
+            "weights": "weights.npz",
+        }
+        np.savez(directory / "weights.npz", **weights)
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Rebuild a detector saved by :meth:`save`. Arrays load with ``allow_pickle=False``."""
+        config = read_config(directory)
+        if config["detector"] != cls.name:
+            raise ModelError(
+                f"{directory} holds a {config['detector']!r} detector, not {cls.name!r}"
+            )
+        detector = cls(**config.get("params", {}))
+        weights_path = Path(directory) / config.get("weights", "weights.npz")
+        try:
+            with np.load(weights_path, allow_pickle=False) as archive:
+                weights = {key: archive[key] for key in archive.files}
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot read weights {weights_path}: {exc}") from exc
+        detector._set_weights(weights, config.get("state", {}))
+        return detector
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """Read and check a detector's ``config.json``."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"{directory} is not a detector directory: no {CONFIG_FILE}") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(config, dict) or "detector" not in config:
+        raise ModelError(f"{path} does not name a detector")
+    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ModelError(
+            f"{path} was written by a newer fakescope (format {config['format_version']})"
+        )
+    return config
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def check_images_labels(images: Sequence[np.ndarray], labels: Sequence[int]) -> np.ndarray:
+    """Validate ``fit`` inputs; returns labels as an int array of 0/1."""
+    label_array = np.asarray(labels, dtype=np.int64).ravel()
+    if len(images) != label_array.size:
+        raise ValueError(f"{len(images)} images but {label_array.size} labels")
+    if not np.isin(label_array, (0, 1)).all():
+        raise ValueError("labels must be 0 (real) or 1 (fake)")
+    if np.unique(label_array).size < 2:
+        raise ValueError("fit needs at least one real (0) and one fake (1) image")
+    return label_array

@@ -1,0 +1,67 @@
+"""Typed errors. Every error fakescope raises on bad input derives from :class:`FakescopeError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class FakescopeError(Exception):
+    """Base class for all errors raised by fakescope."""
+
+
+class InputError(FakescopeError, ValueError):
+    """A file could not be turned into pixels. ``kind`` is a short machine-readable tag."""
+
+    kind = "input_error"
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        self.message = message
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduce re-calls __init__ with the formatted text only, which loses ``path``
+        # (and prefixes it twice once re-raised); errors cross process boundaries in batch scans.
+        return (type(self), (self.message, self.path))
+
+
+class EmptyFileError(InputError):
+    kind = "empty_file"
+
+
+class FileTooLargeError(InputError):
+    kind = "file_too_large"
+
+
+class UnsupportedFormatError(InputError):
+    """The bytes are not an image in a format fakescope reads (sniffed, not from the extension)."""
+
+    kind = "unsupported_format"
+
+
+class CorruptImageError(InputError):
+    kind = "corrupt_image"
+
+
+class TruncatedImageError(CorruptImageError):
+    kind = "truncated_image"
+
+
+class ImageTooLargeError(InputError):
+    """More pixels than the configured limit: a guard against decompression bombs."""
+
+    kind = "image_too_large"
+
+
+class UnreadableInputError(InputError):
+    """The path is missing or cannot be read as a file (permissions, a folder, a device, ...)."""
+
+    kind = "unreadable"
+
+
+class ModelError(FakescopeError):
+    """A model or detector directory is missing, incomplete or inconsistent."""
+
+
+class NotFittedError(FakescopeError, RuntimeError):
+    """A detector was asked to predict before ``fit`` or ``load``."""

@@ -1,0 +1,1 @@
+"""Signal-level features computed from decoded pixels."""

@@ -1,0 +1,1 @@
+"""End-to-end flows that join decoding, detectors and calibration: scan, train, evaluate."""

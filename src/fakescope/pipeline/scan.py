@@ -1,0 +1,105 @@
+"""Scanning: files in, one :class:`~fakescope.results.ScanResult` per file out, streamed.
+
+Files are decoded and scored in small batches, so memory holds one batch of pixels at a time.
+A file that fails to decode becomes an error row. If a batch fails inside the model, its images
+are scored one by one so that only the image at fault gets an error row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+
+from fakescope.calibration.model import CalibratedModel
+from fakescope.errors import FakescopeError, InputError
+from fakescope.io.discover import InputEntry, iter_input_files
+from fakescope.io.image import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from fakescope.results import ScanResult
+
+
+class ScoringError(FakescopeError):
+    kind = "scoring_error"
+
+
+def scan_paths(
+    inputs: Iterable[str],
+    model: CalibratedModel,
+    *,
+    batch_size: int = 16,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[ScanResult]:
+    """Scan files and folders lazily, yielding results in input order."""
+    entries = iter_input_files(inputs)
+    while batch := list(islice(entries, batch_size)):
+        yield from _scan_batch(batch, model, max_pixels)
+
+
+def _scan_batch(
+    batch: list[InputEntry], model: CalibratedModel, max_pixels: int
+) -> list[ScanResult]:
+    results: list[ScanResult | None] = []
+    loaded: list[tuple[int, LoadedImage]] = []
+    for entry in batch:
+        if entry.error is not None:
+            results.append(ScanResult.failure(entry.path, entry.error))
+            continue
+        try:
+            image = load_image(entry.path, max_pixels=max_pixels)
+        except InputError as exc:
+            results.append(ScanResult.failure(entry.path, exc))
+            continue
+        loaded.append((len(results), image))
+        results.append(None)
+    for position, result in _score(loaded, model):
+        results[position] = result
+    return [r for r in results if r is not None]
+
+
+def _score(
+    loaded: list[tuple[int, LoadedImage]], model: CalibratedModel
+) -> list[tuple[int, ScanResult]]:
+    if not loaded:
+        return []
+    try:
+        return _score_together(loaded, model)
+    except Exception:
+        if len(loaded) == 1:
+            position, image = loaded[0]
+            return [(position, _scoring_failure(image, model))]
+        return [pair for item in loaded for pair in _score([item], model)]
+
+
+def _score_together(
+    loaded: list[tuple[int, LoadedImage]], model: CalibratedModel
+) -> list[tuple[int, ScanResult]]:
+    scores, evidence = model.detector.predict_with_evidence([img.pixels for _, img in loaded])
+    verdicts = model.verdicts(scores)
+    name = model.detector.name
+    rows = []
+    for (position, image), score, verdict, extra in zip(
+        loaded, scores, verdicts, evidence, strict=True
+    ):
+        rows.append(
+            (
+                position,
+                ScanResult(
+                    path=image.path or "",
+                    sha256=image.sha256,
+                    score=round(float(score), 6),
+                    verdict=verdict,
+                    detectors={name: round(float(score), 6)},
+                    evidence={**image.metadata.to_evidence(), **extra},
+                ),
+            )
+        )
+    return rows
+
+
+def _scoring_failure(image: LoadedImage, model: CalibratedModel) -> ScanResult:
+    try:
+        model.detector.predict_with_evidence([image.pixels])
+    except Exception as exc:  # report the model's own message for this one image
+        error = ScoringError(f"{image.path}: the model could not score this image: {exc}")
+    else:
+        error = ScoringError(f"{image.path}: the model failed on this image's batch")
+    return ScanResult.failure(image.path or "", error, sha256=image.sha256)
