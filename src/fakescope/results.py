@@ -37,9 +37,10 @@ class ScanResult:
 
     @classmethod
     def failure(cls, path: str, error: Exception, sha256: str | None = None) -> ScanResult:
+        # The row already carries the path, so prefer the message without it.
         return cls(
             path=path,
             sha256=sha256,
-            error=str(error),
+            error=str(getattr(error, "message", None) or error),
             error_kind=getattr(error, "kind", type(error).__name__),
         )

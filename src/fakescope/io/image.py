@@ -44,14 +44,8 @@ from fakescope.errors import (
 )
 from fakescope.io.jpeg import estimate_quality
 
-SUPPORTED_FORMATS: tuple[str, ...] = (
-    "JPEG",
-    "PNG",
-    "WEBP",
-    "TIFF",
-    "BMP",
-    "GIF",
-)  # MPO opens as JPEG
+# MPO (multi-picture JPEG) is read through the JPEG plugin and reported as format "MPO".
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif"}
 )
@@ -61,7 +55,12 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ImageMetadata:
-    """What later evidence needs, read before any conversion."""
+    """What later evidence needs, read before any conversion.
+
+    ``mode``, ``width`` and ``height`` describe the first frame as stored in the file, before
+    EXIF orientation; the pixels of :class:`LoadedImage` are upright, so with orientation 5-8
+    their shape is (width, height). ``frames`` is 1 when later frames are too damaged to count.
+    """
 
     format: str
     mode: str
@@ -214,6 +213,8 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
     (b"II+\x00", "TIFF"),
     (b"MM\x00+", "TIFF"),
+    (b"MM*\x00", "TIFF"),  # byte order and magic disagree; Pillow reads these anyway
+    (b"II\x00*", "TIFF"),
 )
 _BMP_HEADER_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 
@@ -237,17 +238,24 @@ def _open(data: bytes, path: str | None) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=_OPEN_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(str(exc), path) from exc
-    except UnidentifiedImageError as exc:
+        # Pillow's own hard limit (twice PIL.Image.MAX_IMAGE_PIXELS) fires inside open, before
+        # our check; it is global state, so it is reported rather than lifted per call.
+        raise ImageTooLargeError(
+            f"{exc} (Pillow's limit, independent of max_pixels)", path
+        ) from exc
+    except _DECODE_ERRORS as exc:
         if claimed is None:
+            # Also when a plugin with a looser signature check (BMP takes any "BM") failed.
             raise UnsupportedFormatError(
                 f"not a supported image (formats: {', '.join(SUPPORTED_FORMATS)})", path
             ) from exc
-        # Pillow reports a header it could not parse as "unidentified"; the magic says otherwise.
-        detail = "the decoder rejected the header"
+        if isinstance(exc, UnidentifiedImageError):
+            # Pillow reports a header it could not parse as "unidentified"; the magic says
+            # the file is one of ours, so it is damaged rather than of another kind.
+            detail = "the decoder rejected the header"
+        else:
+            detail = _describe(exc)
         raise _decode_failure(detail, data, claimed, "cannot parse header", path) from exc
-    except _DECODE_ERRORS as exc:
-        raise _decode_failure(_describe(exc), data, claimed, "cannot parse header", path) from exc
 
 
 def _decode_first_frame(image: Image.Image, data: bytes, path: str | None) -> None:
@@ -528,11 +536,14 @@ def _convert_mode(image: Image.Image) -> np.ndarray:
         values = np.asarray(image).astype(np.float64)
         return _grey_to_rgb(np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8))
     if mode == "F":
-        values = np.asarray(image).astype(np.float64)
-        finite = values[np.isfinite(values)]
-        if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
-            values = values * 255.0
-        grey = np.clip(np.rint(np.nan_to_num(values)), 0, 255).astype(np.uint8)
+        # Corrupt float data holds NaNs (even signalling ones) and infinities; they are mapped
+        # below, so numpy's floating-point warnings about them would only be noise.
+        with np.errstate(invalid="ignore", over="ignore"):
+            values = np.asarray(image).astype(np.float64)
+            finite = values[np.isfinite(values)]
+            if finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+                values = values * 255.0
+            grey = np.clip(np.rint(np.nan_to_num(values)), 0, 255).astype(np.uint8)
         return _grey_to_rgb(grey)
     if mode == "RGBa":  # premultiplied: Pillow's conversion restores the straight colours
         image, mode = image.convert("RGBA"), "RGBA"

@@ -18,6 +18,8 @@ from fakescope.results import ScanResult
 
 
 class ScoringError(FakescopeError):
+    """The model raised on an image that decoded fine (for example, one too small to analyse)."""
+
     kind = "scoring_error"
 
 
@@ -62,11 +64,12 @@ def _score(
         return []
     try:
         return _score_together(loaded, model)
-    except Exception:
-        if len(loaded) == 1:
-            position, image = loaded[0]
-            return [(position, _scoring_failure(image, model))]
-        return [pair for item in loaded for pair in _score([item], model)]
+    except Exception as exc:  # any model failure must cost one row, never the batch
+        if len(loaded) > 1:
+            return [pair for item in loaded for pair in _score([item], model)]
+        position, image = loaded[0]
+        error = ScoringError(f"the model could not score this image: {exc}")
+        return [(position, ScanResult.failure(image.path or "", error, sha256=image.sha256))]
 
 
 def _score_together(
@@ -93,13 +96,3 @@ def _score_together(
             )
         )
     return rows
-
-
-def _scoring_failure(image: LoadedImage, model: CalibratedModel) -> ScanResult:
-    try:
-        model.detector.predict_with_evidence([image.pixels])
-    except Exception as exc:  # report the model's own message for this one image
-        error = ScoringError(f"{image.path}: the model could not score this image: {exc}")
-    else:
-        error = ScoringError(f"{image.path}: the model failed on this image's batch")
-    return ScanResult.failure(image.path or "", error, sha256=image.sha256)
