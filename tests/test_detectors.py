@@ -87,7 +87,7 @@ def test_predict_before_fit_and_bad_labels(few_shot_images):
 
 
 def test_load_errors(tmp_path, fitted_spectral):
-    with pytest.raises(ModelError, match="no config.json"):
+    with pytest.raises(ModelError, match=r"no config\.json"):
         load_detector(tmp_path)
     fitted_spectral.save(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())

@@ -147,9 +147,10 @@ class SpectralDetector(Detector):
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Scores plus how much each frequency band pushed them, in log-odds.
 
-        For the linear classifiers a band's contribution is the sum of coefficient times standardised
-        feature over its frequencies (times the Platt slope for the SVM), so the bands add up to
-        the logit minus the intercept terms. k-means has no such split: only the logit is given.
+        For the linear classifiers a band's contribution is the sum of coefficient times
+        standardised feature over its frequencies (times the Platt slope for the SVM), so the bands
+        add up to the logit minus the intercept terms. k-means has no such split: only the logit
+        is given.
         """
         z = self._standardise(self.transform(images))
         logits = self._logits(z)
