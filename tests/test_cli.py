@@ -161,3 +161,14 @@ def test_console_script_with_bundled_default_model(scan_folder):
     assert len(rows) == 6
     assert sum(row["error"] is None for row in rows) == 3
     assert "6 files" in completed.stderr
+
+
+def test_scan_limits_turn_oversized_files_into_error_rows(scan_folder, trained_model_dir):
+    photo = str(scan_folder / "photo.jpg")
+    for option, kind in (("--max-pixels", "image_too_large"), ("--max-bytes", "file_too_large")):
+        result = runner.invoke(
+            app, ["scan", photo, "-m", str(trained_model_dir), "-f", "jsonl", option, "100"]
+        )
+        assert result.exit_code == 0
+        (row,) = _jsonl(result.stdout)
+        assert row["error_kind"] == kind and row["score"] is None

@@ -125,6 +125,9 @@ def scan(
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")
     ] = 100_000_000,
+    max_bytes: Annotated[int, typer.Option(min=1, help="Refuse files larger than this.")] = (
+        256 * 1024 * 1024
+    ),
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
     """Scan images and folders (recursively); one result row per file, bad files included."""
@@ -137,7 +140,11 @@ def scan(
         writer = WRITERS[output_format.value](stream)
         task = bar.add_task("scanning", total=None)
         results = scan_paths(
-            _expand_inputs(paths), calibrated, batch_size=batch_size, max_pixels=max_pixels
+            _expand_inputs(paths),
+            calibrated,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
         )
         for result in results:
             writer.write(result)

@@ -13,7 +13,7 @@ from itertools import islice
 from fakescope.calibration.model import CalibratedModel
 from fakescope.errors import FakescopeError, InputError
 from fakescope.io.discover import InputEntry, iter_input_files
-from fakescope.io.image import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
 from fakescope.results import ScanResult
 
 
@@ -29,15 +29,16 @@ def scan_paths(
     *,
     batch_size: int = 16,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Iterator[ScanResult]:
     """Scan files and folders lazily, yielding results in input order."""
     entries = iter_input_files(inputs)
     while batch := list(islice(entries, batch_size)):
-        yield from _scan_batch(batch, model, max_pixels)
+        yield from _scan_batch(batch, model, max_pixels, max_bytes)
 
 
 def _scan_batch(
-    batch: list[InputEntry], model: CalibratedModel, max_pixels: int
+    batch: list[InputEntry], model: CalibratedModel, max_pixels: int, max_bytes: int
 ) -> list[ScanResult]:
     results: list[ScanResult | None] = []
     loaded: list[tuple[int, LoadedImage]] = []
@@ -46,7 +47,7 @@ def _scan_batch(
             results.append(ScanResult.failure(entry.path, entry.error))
             continue
         try:
-            image = load_image(entry.path, max_pixels=max_pixels)
+            image = load_image(entry.path, max_pixels=max_pixels, max_bytes=max_bytes)
         except InputError as exc:
             results.append(ScanResult.failure(entry.path, exc))
             continue
