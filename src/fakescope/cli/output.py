@@ -27,6 +27,7 @@ class JsonLinesWriter:
 
     def write(self, result: ScanResult) -> None:
         self.stream.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+        self.stream.flush()  # an interrupted scan keeps every row written so far
 
     def close(self) -> None:
         self.stream.flush()
