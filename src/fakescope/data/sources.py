@@ -49,12 +49,13 @@ import shutil
 import subprocess
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import scipy.ndimage
 
+from fakescope.data.records import record_columns, write_records_csv
 from fakescope.errors import FakescopeError
 from fakescope.io.image import load_image
 
@@ -359,21 +360,12 @@ def dedup_by_sha256(records: Iterable[PhotoRecord]) -> list[PhotoRecord]:
     return kept
 
 
-MANIFEST_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PhotoRecord))
+MANIFEST_COLUMNS: tuple[str, ...] = record_columns(PhotoRecord)
 
 
 def write_manifest(records: Iterable[PhotoRecord], path: str | os.PathLike[str]) -> Path:
     """Write the manifest CSV (one row per photo, columns :data:`MANIFEST_COLUMNS`)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        for record in records:
-            row = asdict(record)
-            row["jpeg_quality"] = "" if record.jpeg_quality is None else record.jpeg_quality
-            writer.writerow(row)
-    return out
+    return write_records_csv(records, path, PhotoRecord)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> list[PhotoRecord]:

@@ -23,12 +23,13 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, JpegImagePlugin
 
+from fakescope.data.records import record_columns, write_records_csv
 from fakescope.io.image import load_image
 
 TILE_SIZE = 256
@@ -201,21 +202,12 @@ def tile_photo(
     return records
 
 
-TILE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(TileRecord))
+TILE_COLUMNS: tuple[str, ...] = record_columns(TileRecord)
 
 
 def write_tile_index(records: Iterable[TileRecord], path: str | os.PathLike[str]) -> Path:
     """Write ``tiles.csv`` (columns :data:`TILE_COLUMNS`)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TILE_COLUMNS)
-        writer.writeheader()
-        for record in records:
-            row = asdict(record)
-            row["jpeg_quality"] = "" if record.jpeg_quality is None else record.jpeg_quality
-            writer.writerow(row)
-    return out
+    return write_records_csv(records, path, TileRecord)
 
 
 def read_tile_index(path: str | os.PathLike[str]) -> list[TileRecord]:
