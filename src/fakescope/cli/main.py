@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from fakescope import __version__
+from fakescope.cli.data import data_app
 from fakescope.errors import FakescopeError
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True)
+app.add_typer(data_app, name="data")
 
 
 class ScanFormat(StrEnum):
