@@ -108,6 +108,10 @@ def test_scan_table_output(scan_folder, trained_model_dir):
         ["scan", ".", "--format", "xml"],
         ["train", "no-such-detector", "--data", ".", "--out", "x"],
         ["train", "spectral", "--data", "/no/such/folder", "--out", "x"],
+        ["train", "spectral", "--data", ".", "--out", "x", "-p", "classifier=forest"],
+        ["train", "spectral", "--data", ".", "--out", "x", "-p", "colour=blue"],
+        ["train", "spectral", "--data", ".", "--out", "pyproject.toml"],
+        ["train", "spectral", "--data", "tests", "--out", "x"],  # no real/ or fake/ inside
         ["eval", "--model", "no-such-model", "--data", "."],
         ["frobnicate"],
     ],

@@ -9,6 +9,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
+from fakescope import detectors as registry
 from fakescope.detectors import (
     Detector,
     create,
@@ -30,7 +31,8 @@ def test_registry_lists_and_creates_every_detector():
         assert detector.name == name
 
 
-def test_registry_unknown_name_and_bad_target():
+def test_registry_unknown_name_and_bad_target(monkeypatch):
+    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
     with pytest.raises(KeyError, match="unknown detector 'nope'"):
         create("nope")
     with pytest.raises(ValueError, match="module:ClassName"):
@@ -38,6 +40,8 @@ def test_registry_unknown_name_and_bad_target():
     register("not-a-detector", "json:JSONDecoder")
     with pytest.raises(TypeError, match="not a fakescope Detector"):
         get_detector_class("not-a-detector")
+    with pytest.raises(ValueError, match="classifier must be one of"):
+        create("spectral", classifier="forest")
 
 
 def test_get_params_and_clone():
@@ -107,7 +111,7 @@ def test_evidence_bands_add_up_to_the_logit(fitted_spectral, few_shot_images):
     for item in evidence:
         bands = item["spectral_logit_by_band"]
         assert set(bands) == {"low", "mid", "high"}
-        total = sum(bands.values()) + fitted_spectral.intercept_
+        total = sum(bands.values()) + fitted_spectral.head_.intercept
         assert total == pytest.approx(item["spectral_logit"], abs=1e-2)
 
 

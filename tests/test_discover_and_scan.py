@@ -49,19 +49,48 @@ def test_unreadable_folder_is_an_error_entry_and_the_walk_goes_on(tmp_path, monk
 
 def test_discovery_is_lazy(tmp_path):
     (tmp_path / "a.png").write_bytes(b"x")
-    stream = iter_input_files(iter([str(tmp_path)]))
-    assert next(stream).path.endswith("a.png")
+
+    def inputs():
+        yield str(tmp_path)
+        raise AssertionError("read past what was asked for")
+
+    assert next(iter_input_files(inputs())).path.endswith("a.png")
+
+
+def test_symlinked_folders_are_not_followed(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    assert [os.path.basename(e.path) for e in iter_input_files([str(tmp_path)])] == ["a.png"]
 
 
 def test_a_model_failure_on_one_image_fails_only_that_row(tmp_path, trained_model_dir):
     rng = np.random.default_rng(0)
-    Image.fromarray(natural_like(rng, 64)).save(tmp_path / "a.png")
-    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tmp_path / "b.png")  # too small
-    Image.fromarray(natural_like(rng, 64)).save(tmp_path / "c.png")
+    for name, size in (("a", 64), ("b", 48), ("c", 64)):
+        Image.fromarray(natural_like(rng, size)).save(tmp_path / f"{name}.png")
+    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "d.png")
     model = CalibratedModel.load(trained_model_dir)
+    original = model.detector.predict_with_evidence
+
+    def fails_on_48px(images):
+        if any(image.shape[0] == 48 for image in images):
+            raise RuntimeError("boom")
+        return original(images)
+
+    model.detector.predict_with_evidence = fails_on_48px
     results = list(scan_paths([str(tmp_path)], model, batch_size=8))
-    assert [r.error_kind for r in results] == [None, "scoring_error", None]
-    assert "too small" in results[1].error and results[1].sha256 is not None
+    assert [r.error_kind for r in results] == [None, "scoring_error", None, "image_too_small"]
+    assert "boom" in results[1].error and results[1].sha256 is not None
+    assert results[0].score == pytest.approx(
+        original([np.asarray(Image.open(tmp_path / "a.png"))])[0][0], abs=1e-6
+    )
+
+
+def test_non_finite_scores_become_error_rows(tmp_path, trained_model_dir):
+    Image.fromarray(natural_like(np.random.default_rng(0), 64)).save(tmp_path / "a.png")
+    model = CalibratedModel.load(trained_model_dir)
+    model.detector.head_.coef = np.full_like(model.detector.head_.coef, np.nan)
+    (result,) = scan_paths([str(tmp_path / "a.png")], model)
+    assert result.error_kind == "scoring_error" and result.score is None
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, 7])

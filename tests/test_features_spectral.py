@@ -16,6 +16,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fakescope.features import spectral
 from fakescope.features.spectral import (
     LUMA_WEIGHTS,
     AzimuthalSpectrum,
@@ -297,3 +298,13 @@ def test_transformer_output_shape() -> None:
     features = transformer.fit_transform(images)
     assert features.shape == (2, 16)
     assert features.dtype == np.float32
+
+
+def test_ring_geometry_cache_is_bounded_by_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scan over many image sizes must not grow the cache without limit."""
+    monkeypatch.setattr(spectral, "GEOMETRY_CACHE_BYTES", 4 * ring_geometry(64, 64).nbytes)
+    for side in range(60, 90):
+        ring_geometry(side, side)
+        assert spectral.geometry_cache_bytes() <= spectral.GEOMETRY_CACHE_BYTES
+    big = ring_geometry(200, 200)  # over a quarter of the budget: computed, not kept
+    assert ring_geometry(200, 200) is not big

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from fakescope.calibration.model import CalibratedModel
+from fakescope.calibration.threshold import calibrate_threshold
 from fakescope.data.layout import discover_dataset, fake_groups, group_indices
+from fakescope.data.manifest import ManifestRow, append_manifest
 from fakescope.errors import InputError, ModelError
 from fakescope.pipeline.evaluate import evaluate_model
 from fakescope.pipeline.training import TrainingConfig, split_holdout, train_model
@@ -60,25 +62,66 @@ def test_layout_errors(tmp_path):
         discover_dataset(tmp_path)
 
 
-def test_split_keeps_photos_together_and_both_classes(dataset_dir):
-    items = discover_dataset(dataset_dir)
-    # Make tiles share photos: photo id is the stem before the first underscore.
-    train, held = split_holdout(items, holdout=0.3, seed=0)
-    assert set(train).isdisjoint(held) and len(train) + len(held) == len(items)
-    for part in (train, held):
-        assert {items[i].label for i in part} == {0, 1}
-    assert {items[i].photo_id for i in train}.isdisjoint({items[i].photo_id for i in held})
-
-
-def test_split_groups_tiles_of_one_photo(tmp_path):
+def _tiles_with_fakes_from_the_same_photos(root: Path, n_photos: int = 8) -> None:
+    """Tiles named ``<photo>_<y>_<x>``, and fakes made from the same photos, as data real/synth
+    would write them: a split must keep a photo's reals and fakes on one side."""
     rng = np.random.default_rng(0)
-    for photo in range(6):
-        for tile in range(3):
-            _save(tmp_path / "real" / f"p{photo}_{tile}.png", natural_like(rng, 32))
-            _save(tmp_path / "fake" / f"q{photo}_{tile}.png", upsampled_fake(rng, 32))
+    for photo in range(n_photos):
+        for y in (0, 64):
+            _save(root / "real" / f"p{photo}_{y}_0.png", natural_like(rng, 32))
+            _save(root / "fake" / "gen" / f"p{photo}_{y}_0.png", upsampled_fake(rng, 32))
+
+
+def test_split_keeps_each_photo_on_one_side_across_classes(tmp_path):
+    _tiles_with_fakes_from_the_same_photos(tmp_path)
     items = discover_dataset(tmp_path)
-    train, held = split_holdout(items, holdout=0.3, seed=1)
-    assert {items[i].photo_id for i in train}.isdisjoint({items[i].photo_id for i in held})
+    assert len({item.photo_id for item in items}) == 8
+    for seed in range(5):
+        train, held = split_holdout(items, holdout=0.3, seed=seed)
+        assert set(train).isdisjoint(held) and len(train) + len(held) == len(items)
+        for part in (train, held):
+            assert {items[i].label for i in part} == {0, 1}
+        assert {items[i].photo_id for i in train}.isdisjoint({items[i].photo_id for i in held})
+
+
+def test_photo_ids_come_from_the_manifest_or_strict_tile_names(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("IMG_0001", "IMG_0002", "beach_256_512"):
+        _save(tmp_path / "real" / f"{name}.png", natural_like(rng, 32))
+    _save(tmp_path / "fake" / "gen" / "seed_7.png", upsampled_fake(rng, 32))
+    ids = {item.path.name: item.photo_id for item in discover_dataset(tmp_path)}
+    assert ids == {
+        "IMG_0001.png": "real/IMG_0001.png",  # not merged into one "IMG" photo
+        "IMG_0002.png": "real/IMG_0002.png",
+        "beach_256_512.png": "beach",
+        "seed_7.png": "fake/gen/seed_7.png",
+    }
+    append_manifest(
+        tmp_path,
+        [ManifestRow("fake/gen/seed_7.png", 1, "gen", "beach", "test", "CC0", "", 32, 32, "PNG")],
+    )
+    ids = {item.path.name: item.photo_id for item in discover_dataset(tmp_path)}
+    assert ids["seed_7.png"] == "beach"
+
+
+def test_split_needs_two_photos(tmp_path):
+    rng = np.random.default_rng(0)
+    _save(tmp_path / "real" / "a_0_0.png", natural_like(rng, 32))
+    _save(tmp_path / "fake" / "a_0_0.png", upsampled_fake(rng, 32))
+    with pytest.raises(InputError, match="2 distinct photos"):
+        split_holdout(discover_dataset(tmp_path), holdout=0.3, seed=0)
+
+
+def test_deep_folders_do_not_hit_the_recursion_limit(tmp_path):
+    rng = np.random.default_rng(0)
+    deep = os.path.join(tmp_path, "real")
+    os.mkdir(deep)
+    for _ in range(1100):  # makedirs and Path.mkdir(parents=True) recurse once per level
+        deep = os.path.join(deep, "d")
+        os.mkdir(deep)
+    Image.fromarray(natural_like(rng, 16)).save(os.path.join(deep, "a.png"))
+    _save(tmp_path / "fake" / "b.png", upsampled_fake(rng, 16))
+    assert len(discover_dataset(tmp_path)) == 2
 
 
 def test_training_calibrates_on_held_out_reals_and_round_trips(trained_model_dir, dataset_dir):
@@ -98,6 +141,8 @@ def test_training_skips_bad_files_and_reports_them(tmp_path):
     (root / "real" / "broken_0.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(40))
     model = train_model(root, TrainingConfig(detector="spectral", params={"C": 0.5}))
     assert model.info["training"]["n_skipped_files"] == 1
+    assert model.info["training"]["skipped_files"][0].startswith("real/broken_0.png: ")
+    assert model.info["training"]["data"] == "ds"  # never an absolute path in a model file
     assert model.detector.C == 0.5
 
 
@@ -107,4 +152,37 @@ def test_model_without_calibration_is_refused(tmp_path, fitted_spectral):
         CalibratedModel.load(tmp_path)
     (tmp_path / "calibration.json").write_text(json.dumps({"threshold": 0.5}))
     with pytest.raises(ModelError, match="cannot read calibration"):
+        CalibratedModel.load(tmp_path)
+    good = calibrate_threshold(np.linspace(0, 1, 50)).to_dict()
+    (tmp_path / "calibration.json").write_text(json.dumps({**good, "threshold": "high"}))
+    with pytest.raises(ModelError, match="must be a number"):
+        CalibratedModel.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda w: {**w, "coef": w["coef"][:-1]}, "expected"),
+        (lambda w: {**w, "coef": np.full_like(w["coef"], np.nan)}, "non-finite"),
+        (lambda w: {k: v for k, v in w.items() if k != "platt"}, "lack the array 'platt'"),
+        (lambda w: {**w, "scale": np.zeros_like(w["scale"])}, "positive"),
+    ],
+)
+def test_damaged_weights_fail_at_load(tmp_path, trained_model_dir, damage, message):
+    for name in ("config.json", "calibration.json"):
+        (tmp_path / name).write_bytes((trained_model_dir / name).read_bytes())
+    with np.load(trained_model_dir / "weights.npz") as archive:
+        weights = {key: archive[key] for key in archive.files}
+    np.savez(tmp_path / "weights.npz", **damage(weights))
+    with pytest.raises(ModelError, match=message):
+        CalibratedModel.load(tmp_path)
+
+
+def test_unknown_parameter_in_config_is_a_model_error(tmp_path, trained_model_dir):
+    for name in ("weights.npz", "calibration.json"):
+        (tmp_path / name).write_bytes((trained_model_dir / name).read_bytes())
+    config = json.loads((trained_model_dir / "config.json").read_text())
+    config["params"]["colour"] = "blue"
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="invalid detector parameters"):
         CalibratedModel.load(tmp_path)

@@ -53,6 +53,12 @@ class ImageTooLargeError(InputError):
     kind = "image_too_large"
 
 
+class ImageTooSmallError(InputError):
+    """Decoded fine, but smaller than the detector can analyse (e.g. a spectrum needs rings)."""
+
+    kind = "image_too_small"
+
+
 class UnreadableInputError(InputError):
     """The path is missing or cannot be read as a file (permissions, a folder, a device, ...)."""
 
@@ -61,6 +67,12 @@ class UnreadableInputError(InputError):
 
 class ModelError(FakescopeError):
     """A model or detector directory is missing, incomplete or inconsistent."""
+
+
+class ScoringError(FakescopeError):
+    """The model raised on an image that decoded fine; the scan reports it as that file's row."""
+
+    kind = "scoring_error"
 
 
 class NotFittedError(FakescopeError, RuntimeError):

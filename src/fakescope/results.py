@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Verdict = Literal["real", "fake", "uncertain"]
-VERDICTS: tuple[Verdict, ...] = ("real", "fake", "uncertain")
 
 
 @dataclass
@@ -27,10 +26,6 @@ class ScanResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     error_kind: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -58,6 +58,14 @@ class ThresholdCalibration:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ThresholdCalibration:
+        """Rebuild from ``to_dict`` output; raises ValueError on missing or non-numeric values."""
+        numbers = ("threshold", "target_fpr", "review_threshold", "review_fpr", "calibration_fpr")
+        for key in numbers:
+            value = data.get(key)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"calibration {key!r} must be a number, got {value!r}")
+            if not np.isfinite(value):
+                raise ValueError(f"calibration {key!r} must be finite, got {value!r}")
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 

@@ -25,6 +25,8 @@ from rich.table import Table
 from fakescope import __version__
 from fakescope.cli.data import data_app
 from fakescope.errors import FakescopeError
+from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from fakescope.models import DEFAULT_MODEL
 
 app = typer.Typer(
     help="Tell whether images were generated or manipulated by AI, with calibrated scores.",
@@ -120,16 +122,16 @@ def scan(
     ],
     model: Annotated[
         str, typer.Option("--model", "-m", help="A model folder or a bundled model name.")
-    ] = "spectral-default",
+    ] = DEFAULT_MODEL,
     output_format: Annotated[ScanFormat, typer.Option("--format", "-f")] = ScanFormat.table,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results here.")] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 16,
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")
-    ] = 100_000_000,
-    max_bytes: Annotated[int, typer.Option(min=1, help="Refuse files larger than this.")] = (
-        256 * 1024 * 1024
-    ),
+    ] = DEFAULT_MAX_PIXELS,
+    max_bytes: Annotated[
+        int, typer.Option(min=1, help="Refuse files larger than this.")
+    ] = DEFAULT_MAX_BYTES,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
     """Scan images and folders (recursively); one result row per file, bad files included."""
@@ -138,7 +140,9 @@ def scan(
 
     calibrated = _load_model(model)
     tally = Tally()
-    with _open_output(out) as stream, _progress(progress and stderr.is_terminal) as bar:
+    # Rows streamed to the same terminal would tear through a live progress display.
+    show_progress = progress and stderr.is_terminal and (out is not None or not sys.stdout.isatty())
+    with _open_output(out) as stream, _progress(show_progress) as bar:
         writer = WRITERS[output_format.value](stream)
         task = bar.add_task("scanning", total=None)
         results = scan_paths(
@@ -182,7 +186,7 @@ def train(
             help="Dataset: real/ + fake/[<generator>/] or 0_real/1_fake.",
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Model folder to write.")],
+    out: Annotated[Path, typer.Option(file_okay=False, help="Model folder to write.")],
     param: Annotated[
         list[str], typer.Option("--param", "-p", help="Detector parameter KEY=VALUE (repeatable).")
     ] = [],  # noqa: B006 - typer reads the default, it is never mutated
@@ -194,16 +198,20 @@ def train(
 ) -> None:
     """Fit a detector and calibrate its threshold on held-out real images."""
     from fakescope.data.layout import discover_dataset
-    from fakescope.detectors import get_detector_class
+    from fakescope.detectors import create
+    from fakescope.errors import InputError
     from fakescope.pipeline.training import TrainingConfig, train_model
 
+    params = _parse_params(param)
     try:
-        get_detector_class(detector)
+        create(detector, **params)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0]), param_hint="DETECTOR") from exc
+    except (TypeError, ValueError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--param") from exc
     config = TrainingConfig(
         detector=detector,
-        params=_parse_params(param),
+        params=params,
         target_fpr=target_fpr,
         review_fpr=max(review_fpr, target_fpr),
         holdout=holdout,
@@ -211,11 +219,13 @@ def train(
         name=out.name,
     )
     try:
-        total = len(discover_dataset(data))
+        items = discover_dataset(data)
         with _progress(progress and stderr.is_terminal) as bar:
-            task = bar.add_task("decoding", total=total)
-            model = train_model(data, config, on_progress=lambda n: bar.advance(task, n))
-    except (FakescopeError, ValueError, TypeError) as exc:
+            task = bar.add_task("decoding", total=len(items))
+            model = train_model(data, config, lambda n: bar.advance(task, n), items=items)
+    except InputError as exc:  # the dataset cannot serve: the user's input is at fault
+        raise typer.BadParameter(str(exc), param_hint="--data") from exc
+    except FakescopeError as exc:
         stderr.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     model.save(out)
@@ -245,17 +255,23 @@ def evaluate(
 
     calibrated = _load_model(model)
     try:
-        total = len(discover_dataset(data))
+        items = discover_dataset(data)
         with _progress(progress and stderr.is_terminal) as bar:
-            task = bar.add_task("evaluating", total=total)
-            report = evaluate_model(calibrated, data, on_progress=lambda n: bar.advance(task, n))
+            task = bar.add_task("evaluating", total=len(items))
+            report = evaluate_model(
+                calibrated, data, on_progress=lambda n: bar.advance(task, n), items=items
+            )
     except FakescopeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
     with _open_output(out) as stream:
         if output_format is ReportFormat.json:
             stream.write(json.dumps(report, indent=2) + "\n")
         else:
-            _print_metrics_table(report, f"{calibrated.name} on {data}", Console(file=stream))
+            title = (
+                f"{calibrated.name} on {data} (threshold {report['threshold']:.4f} "
+                f"at target FPR {report['target_fpr']:.3g})"
+            )
+            _print_metrics_table(report, title, Console(file=stream))
     if report["n_errors"]:
         stderr.print(f"[yellow]{report['n_errors']} files could not be decoded and were skipped[/]")
 
@@ -290,7 +306,11 @@ def detectors() -> None:
     from fakescope.models import list_bundled_models
 
     for name in list_detectors():
-        doc = (get_detector_class(name).__doc__ or "").strip().splitlines()
+        try:
+            doc = (get_detector_class(name).__doc__ or "").strip().splitlines()
+        except (ImportError, AttributeError, TypeError) as exc:  # a broken plugin, not ours
+            print(f"{name}\tcannot be loaded: {exc}")
+            continue
         print(f"{name}\t{doc[0] if doc else ''}")
     for name in list_bundled_models():
         print(f"model:{name}\tbundled calibrated model (use --model {name})")

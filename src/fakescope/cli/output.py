@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import IO, Protocol
 
 from rich.console import Console
@@ -75,7 +76,7 @@ class TableWriter:
         self.console.file.flush()
 
 
-WRITERS: dict[str, type[JsonLinesWriter] | type[CsvWriter] | type[TableWriter]] = {
+WRITERS: dict[str, Callable[[IO[str]], ResultWriter]] = {
     "table": TableWriter,
     "jsonl": JsonLinesWriter,
     "csv": CsvWriter,

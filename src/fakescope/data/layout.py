@@ -9,20 +9,23 @@ Accepted layouts, found anywhere under the root:
   ``ROOT/progan/car/0_real``. Their group is the path of their parent relative to the root
   (``progan/car``), and reals are paired with the fakes of the same group.
 
-Files are picked up by image extension. ``photo_id`` is the file stem up to the first ``_``
-when files are named ``<photo_id>_...`` (as tiles are), so splits can keep a photo's tiles
-together; otherwise it is the file's own path.
+Files are picked up by image extension. ``photo_id`` says which real photo an image derives
+from, so that splits keep a photo's tiles, fakes and forgeries on one side. It comes from the
+dataset's ``manifest.csv`` when there is one, else from tile names ``<photo_id>_<y>_<x>``
+(what ``fakescope data real`` writes); any other file is its own photo. A looser rule such as
+"the stem up to the first ``_``" would merge ``IMG_0001`` and ``IMG_0002`` into one photo.
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakescope.data.manifest import read_manifest
+from fakescope.data.tiles import parse_tile_name
 from fakescope.errors import InputError
-from fakescope.io.image import is_image_path
+from fakescope.io.discover import iter_input_files
 
 REAL_DIRS = frozenset({"real", "0_real"})
 FAKE_DIRS = frozenset({"fake", "1_fake"})
@@ -42,22 +45,20 @@ def discover_dataset(root: str | Path) -> list[LabelledItem]:
     root = Path(root)
     if not root.is_dir():
         raise InputError("dataset folder does not exist or is not a folder", str(root))
+    manifest_photo_ids = {row.path: row.photo_id for row in read_manifest(root)}
     items: list[LabelledItem] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=_raise_walk_error):
-        dirnames.sort()
-        current = Path(dirpath)
-        relative = current.relative_to(root).parts
-        label_at = _label_position(relative)
+    for entry in iter_input_files([str(root)]):
+        if entry.error is not None:
+            raise entry.error
+        path = Path(entry.path)
+        relative = path.relative_to(root)
+        label_at = _label_position(relative.parts[:-1])
         if label_at is None:
             continue
         position, label = label_at
-        marker = relative[position]
-        for filename in sorted(filenames):
-            path = current / filename
-            if not is_image_path(path):
-                continue
-            group = _group(relative, position, marker, label)
-            items.append(LabelledItem(path, label, group, _photo_id(path, root)))
+        group = _group(relative.parts[:-1], position, relative.parts[position], label)
+        photo_id = manifest_photo_ids.get(relative.as_posix()) or _photo_id(relative)
+        items.append(LabelledItem(path, label, group, photo_id))
     counts = Counter(item.label for item in items)
     if not counts[0] or not counts[1]:
         raise InputError(
@@ -66,10 +67,6 @@ def discover_dataset(root: str | Path) -> list[LabelledItem]:
             str(root),
         )
     return items
-
-
-def _raise_walk_error(error: OSError) -> None:
-    raise InputError(f"cannot list folder: {error.strerror}", error.filename)
 
 
 def _label_position(parts: tuple[str, ...]) -> tuple[int, int] | None:
@@ -91,24 +88,35 @@ def _group(parts: tuple[str, ...], position: int, marker: str, label: int) -> st
     return below[0] if below else "fake"
 
 
-def _photo_id(path: Path, root: Path) -> str:
-    stem = path.stem
-    if "_" in stem:
-        return stem.split("_", 1)[0]
-    return str(path.relative_to(root))
+def _photo_id(relative: Path) -> str:
+    try:
+        return parse_tile_name(relative.name)[0]
+    except ValueError:
+        return relative.as_posix()
 
 
 def fake_groups(items: list[LabelledItem]) -> list[str]:
     return sorted({item.group for item in items if item.label == 1})
 
 
+def group_reals(items: list[LabelledItem], group: str) -> tuple[list[int], str]:
+    """The reals a fake group is compared with, and which rule chose them.
+
+    ``paired``: the group's own reals (CNNDetection layout); ``shared``: the reals of a
+    ``real/`` folder; ``all``: every real in the dataset, when neither exists. Reports say
+    which, since comparing a generator with another generator's reals can mislead.
+    """
+    paired = [i for i, it in enumerate(items) if it.label == 0 and it.group == group]
+    if paired:
+        return paired, "paired"
+    shared = [i for i, it in enumerate(items) if it.label == 0 and it.group == SHARED_GROUP]
+    if shared:
+        return shared, "shared"
+    return [i for i, it in enumerate(items) if it.label == 0], "all"
+
+
 def group_indices(items: list[LabelledItem], group: str) -> list[int]:
     """Indices of the fakes of ``group`` and the reals they are compared with."""
-    paired = [i for i, it in enumerate(items) if it.label == 0 and it.group == group]
-    reals = paired or [
-        i for i, it in enumerate(items) if it.label == 0 and it.group == SHARED_GROUP
-    ]
-    if not reals:  # a group without its own reals falls back to every real
-        reals = [i for i, it in enumerate(items) if it.label == 0]
+    reals, _ = group_reals(items, group)
     fakes = [i for i, it in enumerate(items) if it.label == 1 and it.group == group]
     return sorted(reals + fakes)

@@ -59,8 +59,10 @@ def get_detector_class(name: str) -> type[Detector]:
 
 
 def create(name: str, **params: Any) -> Detector:
-    """A new, unfitted detector ``name`` with the given hyper-parameters."""
-    return get_detector_class(name)(**params)
+    """A new, unfitted detector ``name``; invalid hyper-parameters raise ValueError here."""
+    detector = get_detector_class(name)(**params)
+    detector.check_params()
+    return detector
 
 
 def load_detector(directory: str | Path) -> Detector:

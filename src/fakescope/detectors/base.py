@@ -32,6 +32,11 @@ class Detector(BaseEstimator, ABC):
 
     #: The registry name; set by subclasses.
     name: ClassVar[str] = ""
+    #: Images with a side shorter than this are refused before scoring.
+    min_image_side: ClassVar[int] = 1
+
+    def check_params(self) -> None:
+        """Raise ValueError for invalid hyper-parameters, before any data is touched."""
 
     @abstractmethod
     def fit(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> Self:
@@ -88,7 +93,11 @@ class Detector(BaseEstimator, ABC):
             raise ModelError(
                 f"{directory} holds a {config['detector']!r} detector, not {cls.name!r}"
             )
-        detector = cls(**config.get("params", {}))
+        try:
+            detector = cls(**config.get("params", {}))
+            detector.check_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{directory}: invalid detector parameters: {exc}") from exc
         weights_path = Path(directory) / config.get("weights", "weights.npz")
         try:
             with np.load(weights_path, allow_pickle=False) as archive:

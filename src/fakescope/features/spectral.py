@@ -25,6 +25,8 @@ on non-square images too; on square images they are plain integer radii.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -33,10 +35,14 @@ import numpy as np
 import scipy.fft
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from fakescope.errors import ImageTooSmallError
+
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601
 _LUMA_WEIGHTS_64 = LUMA_WEIGHTS.astype(np.float64)  # the same float32 values, for float64 images
 _LUMA_WEIGHTS_RGBA = np.append(LUMA_WEIGHTS, np.float32(0.0))  # alpha does not enter luma
 _LOG_EPSILON = np.float32(1e-8)
+# The smallest side with at least two rings beyond DC, which a fixed-length profile needs.
+MIN_SPECTRUM_SIDE = 4
 # Pixels per block in the grey conversion: 1.5 MB of float32 RGB scratch, which stays in cache.
 # Measured on a 2-core AMD EPYC: 65k-262k pixels all beat one whole-image cast by 1.1x (1024^2)
 # to 2x (2048^2); fewer pixels per block spend more time in per-block Python overhead.
@@ -59,10 +65,48 @@ class RingGeometry:
     folded_ring_index: np.ndarray  # ((H//2+1) * (W//2+1),) intp, a view of `ring_index`
     folded_ring_weight: np.ndarray  # (n_rings,) float64: ring_weight / 2
 
+    @property
+    def nbytes(self) -> int:
+        # folded_ring_index is a view of ring_index and costs nothing extra.
+        arrays = (self.ring_index, self.mirror_weight, self.ring_weight, self.folded_ring_weight)
+        return sum(array.nbytes for array in arrays)
 
-@lru_cache(maxsize=64)
+
+# Geometry costs ~12 bytes per half-plane coefficient (36 MB at 6 MP), so the cache is bounded
+# by bytes, not entries: a scan of photos in many sizes must not grow without limit. Shapes whose
+# geometry would take more than a quarter of the budget are rebuilt each time instead; building
+# costs about as much as one FFT, so large images lose little.
+GEOMETRY_CACHE_BYTES = 256 * 1024 * 1024
+_geometry_cache: OrderedDict[tuple[int, int], RingGeometry] = OrderedDict()
+_geometry_cache_lock = threading.Lock()
+
+
+def geometry_cache_bytes() -> int:
+    """Bytes held by the ring-geometry cache now."""
+    with _geometry_cache_lock:
+        return sum(geometry.nbytes for geometry in _geometry_cache.values())
+
+
 def ring_geometry(height: int, width: int) -> RingGeometry:
-    """Ring indices for an (H, W) image's ``rfft2`` output, cached per shape."""
+    """Ring indices for an (H, W) image's ``rfft2`` output, cached per shape within a budget."""
+    key = (height, width)
+    with _geometry_cache_lock:
+        cached = _geometry_cache.get(key)
+        if cached is not None:
+            _geometry_cache.move_to_end(key)
+            return cached
+    geometry = _build_ring_geometry(height, width)
+    if geometry.nbytes <= GEOMETRY_CACHE_BYTES // 4:
+        with _geometry_cache_lock:
+            _geometry_cache[key] = geometry
+            total = sum(entry.nbytes for entry in _geometry_cache.values())
+            while total > GEOMETRY_CACHE_BYTES:
+                _, evicted = _geometry_cache.popitem(last=False)
+                total -= evicted.nbytes
+    return geometry
+
+
+def _build_ring_geometry(height: int, width: int) -> RingGeometry:
     if height < 1 or width < 1:
         raise ValueError(f"image of shape {(height, width)} has no pixels")
     side = min(height, width)
@@ -201,7 +245,10 @@ def spectral_feature(image: np.ndarray, n_features: int = 128, workers: int = -1
     grey = to_grey(image)
     geometry = ring_geometry(*grey.shape)
     if geometry.n_rings < 3:  # checked before the FFT: the profile without DC needs two rings
-        raise ValueError(f"image of shape {image.shape[:2]} is too small for a spectrum")
+        raise ImageTooSmallError(
+            f"{image.shape[1]}x{image.shape[0]} pixels is too small for a spectrum "
+            f"(at least {MIN_SPECTRUM_SIDE}x{MIN_SPECTRUM_SIDE} is needed)"
+        )
     profile = _profile_of_grey(grey, geometry, workers)[1:]
     source, target = _interpolation_grids(profile.size, n_features)
     return np.interp(target, source, profile).astype(np.float32)

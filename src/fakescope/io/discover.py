@@ -25,8 +25,7 @@ class InputEntry:
 
 def iter_input_files(inputs: Iterable[str]) -> Iterator[InputEntry]:
     """Yield every file reachable from ``inputs`` (files or folders), depth first, sorted."""
-    for raw in inputs:
-        path = raw.rstrip("\n")
+    for path in inputs:
         if not path:
             continue
         if os.path.isdir(path):
@@ -37,21 +36,36 @@ def iter_input_files(inputs: Iterable[str]) -> Iterator[InputEntry]:
             yield InputEntry(path, UnreadableInputError("no such file or folder", path))
 
 
-def _walk(folder: str) -> Iterator[InputEntry]:
+def _sorted_entries(folder: str) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as scanner:
+        return sorted(scanner, key=lambda entry: entry.name)
+
+
+def _walk(root: str) -> Iterator[InputEntry]:
+    """Depth-first in name order, with an explicit stack: no recursion limit on deep trees.
+
+    Only the listings of the folders on the current path are held, never the whole tree.
+    """
     try:
-        with os.scandir(folder) as scanner:
-            entries = sorted(scanner, key=lambda entry: entry.name)
+        stack = [iter(_sorted_entries(root))]
     except OSError as exc:
-        yield InputEntry(
-            folder, UnreadableInputError(f"cannot list folder: {exc.strerror}", folder)
-        )
+        yield InputEntry(root, UnreadableInputError(f"cannot list folder: {exc.strerror}", root))
         return
-    for entry in entries:
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+            continue
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
         except OSError:
             is_dir = False
-        if is_dir:
-            yield from _walk(entry.path)
-        elif is_image_path(entry.name):
-            yield InputEntry(entry.path)
+        if not is_dir:
+            if is_image_path(entry.name):
+                yield InputEntry(entry.path)
+            continue
+        try:
+            stack.append(iter(_sorted_entries(entry.path)))
+        except OSError as exc:
+            message = f"cannot list folder: {exc.strerror}"
+            yield InputEntry(entry.path, UnreadableInputError(message, entry.path))

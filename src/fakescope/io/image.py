@@ -38,6 +38,7 @@ from fakescope.errors import (
     EmptyFileError,
     FileTooLargeError,
     ImageTooLargeError,
+    ImageTooSmallError,
     TruncatedImageError,
     UnreadableInputError,
     UnsupportedFormatError,
@@ -563,3 +564,13 @@ def _convert_mode(image: Image.Image) -> np.ndarray:
 def is_image_path(path: str | Path) -> bool:
     """True when the extension is one fakescope picks up while walking folders."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def require_min_side(image: LoadedImage, min_side: int) -> None:
+    """Refuse, before any model work, an image smaller than the detector can analyse."""
+    height, width = image.pixels.shape[:2]
+    if min(height, width) < min_side:
+        raise ImageTooSmallError(
+            f"{width}x{height} pixels is smaller than the {min_side}x{min_side} the model needs",
+            image.path,
+        )

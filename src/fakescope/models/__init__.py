@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fakescope.calibration.model import CalibratedModel
 from fakescope.errors import ModelError
+
+if TYPE_CHECKING:  # the model stack (scikit-learn) loads only when a model does
+    from fakescope.calibration.model import CalibratedModel
 
 DEFAULT_MODEL = "spectral-default"
 
@@ -33,4 +36,6 @@ def resolve_model_dir(name_or_dir: str | Path) -> Path:
 
 
 def load_model(name_or_dir: str | Path = DEFAULT_MODEL) -> CalibratedModel:
+    from fakescope.calibration.model import CalibratedModel
+
     return CalibratedModel.load(resolve_model_dir(name_or_dir))

@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from itertools import islice
 
+import numpy as np
+
 from fakescope.calibration.model import CalibratedModel
-from fakescope.errors import FakescopeError, InputError
+from fakescope.errors import InputError, ScoringError
 from fakescope.io.discover import InputEntry, iter_input_files
-from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from fakescope.io.image import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PIXELS,
+    LoadedImage,
+    load_image,
+    require_min_side,
+)
 from fakescope.results import ScanResult
-
-
-class ScoringError(FakescopeError):
-    """The model raised on an image that decoded fine (for example, one too small to analyse)."""
-
-    kind = "scoring_error"
 
 
 def scan_paths(
@@ -48,6 +50,7 @@ def _scan_batch(
             continue
         try:
             image = load_image(entry.path, max_pixels=max_pixels, max_bytes=max_bytes)
+            require_min_side(image, model.detector.min_image_side)
         except InputError as exc:
             results.append(ScanResult.failure(entry.path, exc))
             continue
@@ -77,6 +80,8 @@ def _score_together(
     loaded: list[tuple[int, LoadedImage]], model: CalibratedModel
 ) -> list[tuple[int, ScanResult]]:
     scores, evidence = model.detector.predict_with_evidence([img.pixels for _, img in loaded])
+    if not np.isfinite(scores).all():
+        raise ScoringError("the model produced a non-finite score")
     verdicts = model.verdicts(scores)
     name = model.detector.name
     rows = []

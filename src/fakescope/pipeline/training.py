@@ -22,7 +22,7 @@ from fakescope.calibration.threshold import calibrate_threshold
 from fakescope.data.layout import LabelledItem, discover_dataset
 from fakescope.detectors import create
 from fakescope.errors import InputError
-from fakescope.pipeline.dataset import ProgressCallback, decode_items
+from fakescope.pipeline.dataset import ProgressCallback, decode_items, describe_errors
 from fakescope.pipeline.evaluate import grouped_metrics
 
 
@@ -40,36 +40,50 @@ class TrainingConfig:
 def split_holdout(
     items: list[LabelledItem], holdout: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (train, held out): stratified by label, grouped by photo, about ``holdout``."""
+    """Indices (train, held out): about ``holdout`` of the data, stratified by label.
+
+    Grouped by ``photo_id`` across classes: a real tile and the fakes made from that photo
+    always land on the same side, so the held-out part never shares content with training.
+    """
     if not 0.05 <= holdout <= 0.5:
         raise ValueError(f"holdout fraction must be in [0.05, 0.5], got {holdout}")
     labels = np.array([item.label for item in items])
-    photos = np.array([f"{item.label}:{item.photo_id}" for item in items])
-    counts = Counter(labels.tolist())
-    n_groups_min = min(len(set(photos[labels == c])) for c in (0, 1))
-    n_splits = min(max(2, round(1 / holdout)), n_groups_min)
+    photos = np.array([item.photo_id for item in items])
+    n_photos = len(set(photos.tolist()))
+    n_splits = min(max(2, round(1 / holdout)), n_photos)
     if n_splits < 2:
-        raise InputError(
-            f"need at least 2 distinct photos per class to hold some out, have {dict(counts)}"
-        )
+        raise InputError(f"need at least 2 distinct photos to hold some out, have {n_photos}")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     train, held = next(splitter.split(np.zeros(len(items)), labels, photos))
+    for name, part in (("training", train), ("held-out", held)):
+        if len(set(labels[part].tolist())) < 2:
+            raise InputError(
+                f"the {name} part has only one class; add photos of each class "
+                f"({n_photos} distinct photos, grouped so that no photo is on both sides)"
+            )
     return np.sort(train), np.sort(held)
+
+
+def _recorded_path(path: str | Path) -> str:
+    """Paths as the user gave them, but never absolute: model files must not leak a machine."""
+    path = Path(path)
+    return path.name if path.is_absolute() else path.as_posix()
 
 
 def train_model(
     data_dir: str | Path,
     config: TrainingConfig,
     on_progress: ProgressCallback | None = None,
+    items: list[LabelledItem] | None = None,
 ) -> CalibratedModel:
-    """Discover, decode, split, fit, calibrate. Returns the model with its training report."""
-    items = discover_dataset(data_dir)
-    decoded = decode_items(items, on_progress)
+    """Discover (unless ``items`` are given), decode, split, fit, calibrate."""
+    detector = create(config.detector, **config.params)  # bad parameters fail before decoding
+    items = discover_dataset(data_dir) if items is None else items
+    decoded = decode_items(items, on_progress, min_side=detector.min_image_side)
     labels = decoded.labels
     if len(set(labels.tolist())) < 2:
         raise InputError("after dropping undecodable files, one class is empty", str(data_dir))
     train_idx, held_idx = split_holdout(decoded.items, config.holdout, config.seed)
-    detector = create(config.detector, **config.params)
     detector.fit([decoded.images[i] for i in train_idx], labels[train_idx])
     held_scores = np.asarray(detector.predict_proba([decoded.images[i] for i in held_idx]))
     held_labels = labels[held_idx]
@@ -82,7 +96,7 @@ def train_model(
         "detector": config.detector,
         "fakescope_version": __version__,
         "training": {
-            "data": str(data_dir),
+            "data": _recorded_path(data_dir),
             "seed": config.seed,
             "holdout_fraction": config.holdout,
             "n_train": {
@@ -94,9 +108,11 @@ def train_model(
                 "fake": int((held_labels == 1).sum()),
             },
             "fake_groups": dict(Counter(it.group for it in decoded.items if it.label == 1)),
-            "skipped_files": decoded.errors[:20],
+            "skipped_files": describe_errors(decoded.errors, data_dir),
             "n_skipped_files": len(decoded.errors),
         },
+        # The held-out reals also set the threshold, so FPR at the threshold here is at most
+        # the target by construction; AP, ROC-AUC and TPR are honest held-out numbers.
         "validation": grouped_metrics(held_items, held_scores, calibration.threshold),
     }
     return CalibratedModel(detector=detector, calibration=calibration, info=info)

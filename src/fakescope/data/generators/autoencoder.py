@@ -10,8 +10,18 @@ Architecture (``levels=2`` gives 4x down/up, ``levels=3`` gives 8x)::
     x * 2 - 1                                              # zero-centred input
     conv3x3(3 -> w) ReLU
     levels x [conv4x4 stride 2 (c -> 2c) ReLU]            # encoder, strided convolutions
-    levels x [UP(c -> c/2) ReLU]                           # decoder, UP = config.upsampling
+    (levels - 1) x [BODY_UP(c -> c/2) ReLU]                # decoder body: transposed conv
+    LAST_UP(2w -> w) ReLU                                  # the last upsampling layer
     conv1x1(w -> 3), then * 0.5 + 0.5                      # "to RGB", back to [0, 1]
+
+``config.upsampling`` chooses only ``LAST_UP``; ``BODY_UP`` is ``config.body_upsampling``
+(``"transposed"`` by default) and is the same for every variant. Chandrasegaran et al. (CVPR
+2021) showed that the spectral discrepancies of CNN generators come from the *last* upsampling
+layer, so the variants of the generator zoo (``ae-transposed``, ``ae-nearest``, ``ae-bilinear``,
+``ae-pixelshuffle``) differ in that layer only and any difference in their fingerprints is the
+last layer's doing. With the defaults (``upsampling="transposed"``) every decoder layer is a
+transposed convolution, which is exactly the network the default model build has always trained:
+the layers are created in the same order from the same seed, so its weights stay bit-identical.
 
 The decoder ends with a 1x1 projection on purpose: a spatial convolution after the last
 upsampling step would partly smooth away the pattern the upsampler leaves, and the point is to
@@ -21,7 +31,7 @@ upsampling whose learned kernels leave periodic, checkerboard-like spectral peak
 kernel size divides by the stride, Odena et al. 2016; Durall et al. CVPR 2020), ``"nearest"`` and
 ``"bilinear"`` (interpolation then conv3x3) and ``"pixelshuffle"`` (conv3x3 to 4c then
 PixelShuffle). Each variant gets its own weights; only ``"transposed"`` is trained by the default
-build so far.
+build; the zoo (:mod:`fakescope.data.generators.ae`) trains all four.
 
 Reproducibility: weights are initialised under ``torch.manual_seed(config.seed)``, crops come
 from a NumPy generator with the same seed, and deterministic algorithms are enforced; results are
@@ -85,14 +95,17 @@ UPSAMPLERS: dict[str, Callable[[int, int], nn.Module]] = {
 class AutoencoderConfig:
     """Everything that defines the network's shape and initial weights."""
 
-    upsampling: str = "transposed"
+    upsampling: str = "transposed"  # the LAST upsampling layer only
     width: int = 16  # channels after the first conv; doubled at each downsampling level
     levels: int = 2  # downsampling steps of 2: 2 -> 4x, 3 -> 8x
     seed: int = 0
+    body_upsampling: str = "transposed"  # every decoder upsampling layer before the last
 
     def __post_init__(self) -> None:
-        if self.upsampling not in UPSAMPLERS:
-            raise ValueError(f"upsampling must be one of {sorted(UPSAMPLERS)}: {self.upsampling}")
+        for name in ("upsampling", "body_upsampling"):
+            value = getattr(self, name)
+            if value not in UPSAMPLERS:
+                raise ValueError(f"{name} must be one of {sorted(UPSAMPLERS)}: {value}")
         if self.width < 1 or self.levels < 1:
             raise ValueError("width and levels must be positive")
 
@@ -138,13 +151,21 @@ class Autoencoder(nn.Module):
                 encoder += [nn.Conv2d(channels, channels * 2, 4, stride=2, padding=1), nn.ReLU()]
                 channels *= 2
             decoder: list[nn.Module] = []
-            upsample = UPSAMPLERS[config.upsampling]
-            for _ in range(config.levels):
+            for level in range(config.levels):
+                # Same construction order for every variant: the body's initial weights are
+                # identical across variants, and the all-transposed default is unchanged.
+                last = level == config.levels - 1
+                upsample = UPSAMPLERS[config.upsampling if last else config.body_upsampling]
                 decoder += [upsample(channels, channels // 2), nn.ReLU()]
                 channels //= 2
             decoder.append(nn.Conv2d(channels, 3, 1))
             self.encoder = nn.Sequential(*encoder)
             self.decoder = nn.Sequential(*decoder)
+
+    @property
+    def last_upsampler(self) -> nn.Module:
+        """The decoder's last upsampling layer: the only part that differs between variants."""
+        return self.decoder[2 * (self.config.levels - 1)]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> same shape; H and W multiples of ``config.factor``."""
@@ -173,8 +194,13 @@ def train_autoencoder(
     config: AutoencoderConfig = AutoencoderConfig(),
     options: TrainingOptions = TrainingOptions(),
     progress: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[Autoencoder, TrainingLog]:
-    """Train on (N, H, W, 3) ``uint8`` tiles with an L1 reconstruction loss; CPU, deterministic."""
+    """Train on (N, H, W, 3) ``uint8`` tiles with an L1 reconstruction loss; CPU, deterministic.
+
+    ``progress(step, mean_l1)`` is called every 100 steps (a log line); ``on_step(step)`` after
+    every step (a progress bar).
+    """
     if tiles.ndim != 4 or tiles.shape[-1] != 3 or tiles.dtype != np.uint8:
         raise ValueError(f"expected (N, H, W, 3) uint8 tiles, got {tiles.shape} {tiles.dtype}")
     crop = options.crop
@@ -213,6 +239,8 @@ def train_autoencoder(
             optimiser.step()
             schedule.step()
             block.append(float(loss.detach()))
+            if on_step is not None:
+                on_step(step + 1)
             if len(block) == 100 or step == options.steps - 1:
                 log.losses.append(float(np.mean(block)))
                 if progress is not None:
@@ -240,6 +268,24 @@ def reconstruct(model: Autoencoder, pixels: np.ndarray, batch_size: int = 16) ->
     return np.concatenate(out) if out else np.empty_like(pixels)
 
 
+# Fields added to AutoencoderConfig after FORMAT_VERSION 2, with the value that reproduces the
+# network built before they existed.
+_LATER_FIELDS: dict[str, Any] = {"body_upsampling": "transposed"}
+
+
+def _fingerprint_config(config: AutoencoderConfig) -> dict[str, Any]:
+    """The config as fingerprinted: later fields are left out while they keep the old network.
+
+    Why: the fingerprints (and so the caches) of models trained before ``body_upsampling``
+    existed stay valid, because those models are exactly the ones built with its default.
+    """
+    document = asdict(config)
+    for name, old_value in _LATER_FIELDS.items():
+        if document.get(name) == old_value:
+            del document[name]
+    return document
+
+
 def training_fingerprint(
     config: AutoencoderConfig, options: TrainingOptions, data_keys: Sequence[str]
 ) -> str:
@@ -247,7 +293,7 @@ def training_fingerprint(
     payload = json.dumps(
         {
             "format": FORMAT_VERSION,
-            "config": asdict(config),
+            "config": _fingerprint_config(config),
             "options": asdict(options),
             "torch": torch.__version__,
             "data": sorted(data_keys),

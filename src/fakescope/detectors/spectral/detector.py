@@ -1,13 +1,8 @@
 """The spectral detector: Durall et al. 2019, "Unmasking DeepFakes with simple features".
 
-Features come from :mod:`fakescope.features.spectral`; they are standardised, then one of:
-
-- ``logistic``: L2 logistic regression, whose probabilities are used as they are;
-- ``svm``: a linear SVM whose margins are mapped to probabilities by Platt scaling, fitted on
-  cross-validated margins so that the mapping is not fitted on the SVM's own training margins;
-- ``kmeans``: unsupervised 2-cluster k-means, as in the paper. Labels are used only to name the
-  cluster that holds more fakes; the probability comes from an isotropic two-Gaussian posterior
-  with the clusters' pooled variance.
+Features come from :mod:`fakescope.features.spectral`; they are standardised, then a classifier
+head from :mod:`fakescope.detectors.spectral.heads` turns them into log-odds of *fake*:
+``logistic`` (default), ``svm`` (Platt-scaled) or unsupervised ``kmeans``.
 
 Works with very few labels: the model has ``n_features + 1`` parameters and a strong L2 prior.
 """
@@ -15,22 +10,17 @@ Works with very few labels: the model has ``n_features + 1`` parameters and a st
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from scipy.special import expit
-from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import LinearSVC
 
 from fakescope.detectors.base import Detector, check_images_labels
-from fakescope.errors import NotFittedError
-from fakescope.features.spectral import AzimuthalSpectrum
+from fakescope.detectors.spectral.heads import HEADS, Head
+from fakescope.errors import ModelError, NotFittedError
+from fakescope.features.spectral import MIN_SPECTRUM_SIDE, AzimuthalSpectrum
 
-Classifier = Literal["logistic", "svm", "kmeans"]
-CLASSIFIERS: tuple[str, ...] = ("logistic", "svm", "kmeans")
 # Frequency bands for evidence, as fractions of the profile (DC excluded, corner = 1).
 BANDS: dict[str, tuple[float, float]] = {
     "low": (0.0, 1 / 3),
@@ -40,13 +30,14 @@ BANDS: dict[str, tuple[float, float]] = {
 
 
 class SpectralDetector(Detector):
-    """Azimuthally averaged log spectrum → standardisation → classifier."""
+    """Azimuthally averaged log spectrum → standardisation → classifier head."""
 
     name = "spectral"
+    min_image_side: ClassVar[int] = MIN_SPECTRUM_SIDE
 
     def __init__(
         self,
-        classifier: Classifier = "logistic",
+        classifier: str = "logistic",
         n_features: int = 128,
         C: float = 1.0,
         random_state: int = 0,
@@ -58,6 +49,14 @@ class SpectralDetector(Detector):
         self.random_state = random_state
         self.fft_workers = fft_workers
 
+    def check_params(self) -> None:
+        if self.classifier not in HEADS:
+            raise ValueError(f"classifier must be one of {sorted(HEADS)}, got {self.classifier!r}")
+        if int(self.n_features) < 2:
+            raise ValueError(f"n_features must be at least 2, got {self.n_features}")
+        if not float(self.C) > 0:
+            raise ValueError(f"C must be positive, got {self.C}")
+
     # -- features ----------------------------------------------------------------------------
     def transform(self, images: Sequence[np.ndarray]) -> np.ndarray:
         """The raw (unstandardised) spectral features, shape (n, n_features)."""
@@ -65,79 +64,39 @@ class SpectralDetector(Detector):
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> Self:
-        if self.classifier not in CLASSIFIERS:
-            raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
+        self.check_params()
         y = check_images_labels(images, labels)
         return self.fit_features(self.transform(images), y)
 
     def fit_features(self, features: np.ndarray, labels: np.ndarray) -> Self:
         """Fit on precomputed features (what :meth:`transform` returns)."""
+        self.check_params()
         scaler = StandardScaler().fit(features)
-        z = scaler.transform(features)
         self.mean_ = scaler.mean_.astype(np.float64)
         self.scale_ = scaler.scale_.astype(np.float64)
-        if self.classifier == "kmeans":
-            self._fit_kmeans(z, labels)
-        else:
-            self._fit_linear(z, labels)
+        head = HEADS[self.classifier]()
+        head.fit(scaler.transform(features), np.asarray(labels), self.C, self.random_state)
+        self.head_ = head
         return self
 
-    def _fit_linear(self, z: np.ndarray, y: np.ndarray) -> None:
-        if self.classifier == "logistic":
-            model = LogisticRegression(C=self.C, max_iter=5000).fit(z, y)
-            self.coef_ = model.coef_.ravel().astype(np.float64)
-            self.intercept_ = float(model.intercept_[0])
-            self.platt_ = np.array([1.0, 0.0])
-            return
-        svm = LinearSVC(C=self.C, max_iter=20000, random_state=self.random_state)
-        self.coef_, self.intercept_ = _linear_svm_weights(svm.fit(z, y))
-        folds = int(min(5, np.bincount(y).min()))
-        if folds >= 2:
-            splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-            margins = cross_val_predict(svm, z, y, cv=splitter, method="decision_function")
-        else:  # one example of a class: no held-out margins exist, fall back to training margins
-            margins = z @ self.coef_ + self.intercept_
-        platt = LogisticRegression(C=1e4, max_iter=5000).fit(margins[:, None], y)
-        self.platt_ = np.array([float(platt.coef_[0, 0]), float(platt.intercept_[0])])
-
-    def _fit_kmeans(self, z: np.ndarray, y: np.ndarray) -> None:
-        kmeans = KMeans(n_clusters=2, n_init=10, random_state=self.random_state).fit(z)
-        fake_share = [
-            y[kmeans.labels_ == k].mean() if np.any(kmeans.labels_ == k) else 0.0 for k in (0, 1)
-        ]
-        fake_cluster = int(np.argmax(fake_share))
-        self.centers_ = kmeans.cluster_centers_[[1 - fake_cluster, fake_cluster]].astype(np.float64)
-        # Pooled per-dimension variance of points around their centres.
-        self.sigma2_ = float(kmeans.inertia_ / (z.shape[0] * z.shape[1]) + 1e-12)
-
     # -- prediction --------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "mean_"):
+    def _fitted_head(self) -> Head:
+        head = getattr(self, "head_", None)
+        if head is None:
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() or load()")
-
-    def decision_function(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """The log-odds of fake for each image."""
-        return self._logits(self._standardise(self.transform(images)))
+        return head
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.predict_proba_features(self.transform(images))
 
     def predict_proba_features(self, features: np.ndarray) -> np.ndarray:
-        return expit(self._logits(self._standardise(features)))
+        return expit(self._fitted_head().logits(self._standardise(features)))
 
     def _standardise(self, features: np.ndarray) -> np.ndarray:
-        self._check_fitted()
+        self._fitted_head()
         if features.shape[1] != self.mean_.size:
             raise ValueError(f"expected {self.mean_.size} features, got {features.shape[1]}")
         return (features - self.mean_) / self.scale_
-
-    def _logits(self, z: np.ndarray) -> np.ndarray:
-        if self.classifier == "kmeans":
-            d_real = ((z - self.centers_[0]) ** 2).sum(axis=1)
-            d_fake = ((z - self.centers_[1]) ** 2).sum(axis=1)
-            return (d_real - d_fake) / (2.0 * self.sigma2_)
-        margin = z @ self.coef_ + self.intercept_
-        return self.platt_[0] * margin + self.platt_[1]
 
     def explain(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         return self.predict_with_evidence(images)[1]
@@ -147,26 +106,20 @@ class SpectralDetector(Detector):
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Scores plus how much each frequency band pushed them, in log-odds.
 
-        For the linear classifiers a band's contribution is the sum of coefficient times
-        standardised feature over its frequencies (times the Platt slope for the SVM), so the bands
-        add up to the logit minus the intercept terms. k-means has no such split: only the logit
-        is given.
+        For linear heads a band's contribution is the sum of coefficient times standardised
+        feature over its frequencies (times the Platt slope for the SVM), so the bands add up
+        to the logit minus the intercept terms. k-means has no such split: only the logit is.
         """
+        head = self._fitted_head()
         z = self._standardise(self.transform(images))
-        logits = self._logits(z)
-        if self.classifier == "kmeans":
-            return expit(logits), [{"spectral_logit": round(float(v), 4)} for v in logits]
-        contributions = z * (self.coef_ * self.platt_[0])
-        band_sums = contributions @ self._band_matrix()
-        evidence = [
-            {
-                "spectral_logit": round(float(logit), 4),
-                "spectral_logit_by_band": {
+        logits = head.logits(z)
+        evidence: list[dict[str, Any]] = [{"spectral_logit": round(float(v), 4)} for v in logits]
+        contributions = head.contributions(z)
+        if contributions is not None:
+            for item, row in zip(evidence, contributions @ self._band_matrix(), strict=True):
+                item["spectral_logit_by_band"] = {
                     band: round(float(value), 4) for band, value in zip(BANDS, row, strict=True)
-                },
-            }
-            for logit, row in zip(logits, band_sums, strict=True)
-        ]
+                }
         return expit(logits), evidence
 
     def _band_matrix(self) -> np.ndarray:
@@ -178,31 +131,20 @@ class SpectralDetector(Detector):
 
     # -- persistence -------------------------------------------------------------------------
     def _weights(self) -> dict[str, np.ndarray]:
-        self._check_fitted()
-        weights = {"mean": self.mean_, "scale": self.scale_}
-        if self.classifier == "kmeans":
-            weights["centers"] = self.centers_
-        else:
-            weights["coef"] = self.coef_
-            weights["platt"] = self.platt_
-        return weights
+        return {"mean": self.mean_, "scale": self.scale_, **self._fitted_head().arrays()}
 
     def _state(self) -> dict[str, Any]:
-        if self.classifier == "kmeans":
-            return {"sigma2": self.sigma2_}
-        return {"intercept": self.intercept_}
+        return self._fitted_head().scalars()
 
     def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        self.mean_ = weights["mean"]
-        self.scale_ = weights["scale"]
-        if self.classifier == "kmeans":
-            self.centers_ = weights["centers"]
-            self.sigma2_ = float(state["sigma2"])
-        else:
-            self.coef_ = weights["coef"]
-            self.platt_ = weights["platt"]
-            self.intercept_ = float(state["intercept"])
-
-
-def _linear_svm_weights(svm: LinearSVC) -> tuple[np.ndarray, float]:
-    return svm.coef_.ravel().astype(np.float64), float(svm.intercept_[0])
+        self.check_params()
+        n_features = int(self.n_features)
+        for key in ("mean", "scale"):
+            value = np.asarray(weights.get(key, np.empty(0)), dtype=np.float64)
+            if value.shape != (n_features,) or not np.isfinite(value).all():
+                raise ModelError(f"spectral weights {key!r} must be {n_features} finite values")
+        if not (weights["scale"] > 0).all():
+            raise ModelError("spectral weights 'scale' must be positive")
+        self.mean_ = np.asarray(weights["mean"], dtype=np.float64)
+        self.scale_ = np.asarray(weights["scale"], dtype=np.float64)
+        self.head_ = HEADS[self.classifier].restore(weights, state, n_features)
