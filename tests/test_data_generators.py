@@ -76,6 +76,12 @@ def test_registry_lists_every_required_name():
     assert set(list_generators()) >= REQUIRED
 
 
+def test_cli_help_names_every_generator():
+    from fakescope.cli.data_synth import GENERATOR_HELP
+
+    assert all(name in GENERATOR_HELP for name in list_generators())
+
+
 def test_registry_is_lazy_and_unknown_names_list_the_valid_ones():
     code = (
         "import sys, fakescope.data.generators as g; g.list_generators(); "
@@ -326,6 +332,33 @@ def test_cli_synth_end_to_end(photo_folder, tmp_path):
     assert len(real_rows) == 3 and {r["label"] for r in real_rows} == {"0"}
     assert all(r["path"].startswith("real/processed-real/") for r in real_rows)
     assert all((out / r["path"]).is_file() and (out / r["params"]).is_file() for r in real_rows)
+
+
+def test_photo_ids_and_licences_come_from_the_dataset_manifest(tmp_path):
+    from fakescope.data.manifest import ManifestRow, append_manifest
+
+    rng = np.random.default_rng(5)
+    rows = []
+    for name, photo_id in (("IMG_0001", "photo-a"), ("IMG_0002", "photo-b")):
+        path = tmp_path / "real" / "camera" / f"{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(natural_like(rng, 64)).save(path)
+        relative = path.relative_to(tmp_path).as_posix()
+        rows.append(
+            ManifestRow(relative, 0, "real", photo_id, "camera", "CC0-1.0", "", 64, 64, "PNG")
+        )
+    append_manifest(tmp_path, rows)
+    args = ["data", "synth", "-g", "processed-real", "--from", str(tmp_path / "real")]
+    result = runner.invoke(app, [*args, "--tile-size", "64", "--no-progress", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = [r for r in _manifest(tmp_path) if r["group"] == "processed-real"]
+    assert sorted(r["path"] for r in written) == [
+        "real/processed-real/photo-a_0.png",
+        "real/processed-real/photo-b_0.png",
+    ]
+    assert {(r["label"], r["source"], r["licence"]) for r in written} == {
+        ("0", "camera", "CC0-1.0")
+    }
 
 
 def test_cli_unknown_generator_exits_2_with_the_valid_names(photo_folder, tmp_path):

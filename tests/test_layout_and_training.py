@@ -121,7 +121,13 @@ def test_deep_folders_do_not_hit_the_recursion_limit(tmp_path):
         os.mkdir(deep)
     Image.fromarray(natural_like(rng, 16)).save(os.path.join(deep, "a.png"))
     _save(tmp_path / "fake" / "b.png", upsampled_fake(rng, 16))
-    assert len(discover_dataset(tmp_path)) == 2
+    try:
+        assert len(discover_dataset(tmp_path)) == 2
+    finally:  # pytest's own cleanup (rmtree) recurses once per level, so unwind it here
+        os.remove(os.path.join(deep, "a.png"))
+        while deep != os.path.join(tmp_path, "real"):
+            os.rmdir(deep)
+            deep = os.path.dirname(deep)
 
 
 def test_training_calibrates_on_held_out_reals_and_round_trips(trained_model_dir, dataset_dir):

@@ -24,6 +24,12 @@ from rich.progress import (
 )
 
 _stderr = Console(stderr=True)
+# Written out rather than read from the registry, so that `fakescope --help` imports nothing
+# heavy; a test checks that it names every registered generator.
+GENERATOR_HELP = (
+    "Generator: ae-transposed, ae-nearest, ae-bilinear, ae-pixelshuffle, sr-gan, dcgan, "
+    "processed-real (see src/fakescope/data/generators/README.md)."
+)
 
 
 def synth_command(
@@ -32,7 +38,7 @@ def synth_command(
         typer.Option(
             "--generator",
             "-g",
-            help="Generator name (see the list in the error).",
+            help=GENERATOR_HELP,
             show_default=False,
         ),
     ],
@@ -74,8 +80,13 @@ def synth_command(
     max_tiles: Annotated[int, typer.Option(min=1, help="Tiles per input image at most.")] = 4,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
-    """Train or load a generator and write its images as OUT_DIR/fake/<generator>/ (reals that
-    were only processed, `processed-real`, go to OUT_DIR/real/processed-real/)."""
+    """Train (or load from the cache) a generator and write its images into a dataset.
+
+    Fakes go to OUT_DIR/fake/<generator>/<photo_id>_<n>.png, processed reals (processed-real)
+    to OUT_DIR/real/processed-real/; parameters to OUT_DIR/meta/<generator>/ and one
+    manifest.csv row per image. Image-to-image generators train on --train-from or a seeded
+    photo split of --from, never on the photos they are applied to.
+    """
     from fakescope.data.generators.registry import (
         GeneratorUnavailableError,
         get_entry,

@@ -56,7 +56,8 @@ class AutoencoderGenerator(NetworkGenerator):
         self.model: Autoencoder | None = None
 
     def identity(self) -> dict[str, Any]:
-        return asdict(self.config)
+        # The config's own seed is a placeholder (fit's seed is used, and fingerprinted apart).
+        return {key: value for key, value in asdict(self.config).items() if key != "seed"}
 
     def build(self, seed: int) -> None:
         self.model = Autoencoder(replace(self.config, seed=seed))

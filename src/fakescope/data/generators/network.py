@@ -97,6 +97,8 @@ class NetworkGenerator(ABC):
 
     kind: ClassVar[GeneratorKind]
     label: ClassVar[int] = 1  # generated images are fakes
+    # Part of the fingerprint: bump it whenever the architecture code or the training recipe
+    # changes, since the code itself is not hashed and old cache entries must stop matching.
     format_version: ClassVar[int] = 1
     config_class: ClassVar[type]
     options_class: ClassVar[type]

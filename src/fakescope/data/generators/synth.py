@@ -3,10 +3,11 @@
 The flow (docs/dataset-layout.md for the layout):
 
 1. **Inputs.** Every image under ``--from`` (recursive, sorted; :func:`iter_input_files`) is a
-   real photo or tile. Its ``photo_id`` is its file stem up to the first ``_`` (tiles are named
-   ``<photo_id>_<y>_<x>.png``). Files under a ``fake``/``1_fake``/``processed-real`` folder are
-   skipped: they are not real sources. A file that cannot be decoded is a warning and a count,
-   never an abort.
+   real photo or tile. Its ``photo_id`` is the one a ``manifest.csv`` in or above ``--from``
+   lists for it (``fakescope data real`` writes one), else its file stem up to the first ``_``
+   (tiles are named ``<photo_id>_<y>_<x>.png``). Files under a ``fake``, ``1_fake`` or
+   ``processed-real`` folder are skipped: they are not real sources. A file that cannot be
+   decoded is a warning and a count, never an abort.
 2. **Tiles.** An image at least ``tile_size`` on both sides gives up to ``max_tiles`` tiles
    (:func:`fakescope.data.tiles.cut_tiles`: plain crops, offsets multiples of 16 so the JPEG
    block grid stays aligned, featureless crops dropped); a smaller one gives one crop at its
@@ -126,6 +127,31 @@ def photo_id_of(path: str | os.PathLike[str]) -> str:
     return stem.split("_", 1)[0] or stem.replace("_", "-").strip("-") or "photo"
 
 
+@dataclass(frozen=True)
+class _PhotoInfo:
+    """A ``manifest.csv`` found in or above an input folder: photo ids, sources, licences."""
+
+    folder: Path | None = None
+    by_path: dict[str, str] = field(default_factory=dict)  # path relative to folder -> photo_id
+    by_photo: dict[str, dict[str, str]] = field(default_factory=dict)  # -> source, licence
+
+    def photo_id(self, path: Path) -> str:
+        """The manifest's photo id of ``path`` when it is listed, else :func:`photo_id_of`.
+
+        The manifest wins so that fakes carry exactly the id that ``fakescope.data.layout``
+        gives their source; ``_`` is replaced because output names use it as the separator.
+        """
+        if self.folder is not None:
+            try:
+                relative = path.resolve().relative_to(self.folder).as_posix()
+            except ValueError:
+                relative = ""
+            listed = self.by_path.get(relative)
+            if listed:
+                return listed.replace("_", "-")
+        return photo_id_of(path)
+
+
 class _Inputs:
     """The image files of one folder, grouped by photo, with bad and skipped ones counted."""
 
@@ -136,6 +162,7 @@ class _Inputs:
         self.by_photo: dict[str, list[Path]] = defaultdict(list)
         self.tile_index = _find_tile_index(root)
         self.photo_info = _find_photo_info(root)
+        self.photo_of: dict[Path, str] = {}
         for entry in iter_input_files([str(root)]):
             if entry.error is not None:
                 _bad(report, events, entry.path, str(entry.error))
@@ -144,7 +171,8 @@ class _Inputs:
             if NOT_REAL_DIRS.intersection(path.relative_to(root).parts[:-1]):
                 report.skipped_files += 1
                 continue
-            self.by_photo[photo_id_of(path)].append(path)
+            self.photo_of[path] = self.photo_info.photo_id(path)
+            self.by_photo[self.photo_of[path]].append(path)
 
     def photo_ids(self) -> list[str]:
         return sorted(self.by_photo)
@@ -169,7 +197,7 @@ class _Inputs:
     def _file_tiles(self, path: Path, options: SynthOptions) -> Iterator[SourceTile]:
         loaded = load_image(path)
         pixels, metadata = loaded.pixels, loaded.metadata
-        photo_id = photo_id_of(path)
+        photo_id = self.photo_of[path]
         height, width = pixels.shape[:2]
         size = options.tile_size
         if height >= size and width >= size:
@@ -223,8 +251,8 @@ def _bad(report: SynthReport, events: SynthEvents, path: str, message: str) -> N
 
 
 def _find_tile_index(root: Path) -> dict[str, TileRecord]:
-    """``tiles.csv`` (written by the tiler) in ``root`` or its parent, by tile name."""
-    for folder in (root, root.parent):
+    """``tiles.csv`` (written by the tiler) in ``root`` or up to two folders above, by name."""
+    for folder in (root, root.parent, root.parent.parent):
         index = folder / "tiles.csv"
         if index.is_file():
             try:
@@ -234,26 +262,39 @@ def _find_tile_index(root: Path) -> dict[str, TileRecord]:
     return {}
 
 
-def _find_photo_info(root: Path) -> dict[str, dict[str, str]]:
-    """``photo_id`` -> {source, licence} from a ``manifest.csv`` in ``root`` or above (2 levels)."""
-    for folder in (root, root.parent, root.parent.parent):
+def _find_photo_info(root: Path) -> _PhotoInfo:
+    """The first ``manifest.csv`` in ``root`` or up to two folders above (reals only).
+
+    Reads both the dataset manifest (``fakescope.data.manifest``) and the photo manifest of
+    the real-photo cache (``fakescope.data.sources``): both have ``path`` (relative to their
+    folder), ``photo_id``, ``source`` and ``licence``.
+    """
+    resolved = root.resolve()
+    for folder in (resolved, resolved.parent, resolved.parent.parent):
         manifest = folder / "manifest.csv"
         if not manifest.is_file():
             continue
         try:
             with open(manifest, newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
+                rows = [
+                    row
+                    for row in csv.DictReader(handle)
+                    if row.get("photo_id") and row.get("label") in (None, "", "0")
+                ]
         except (OSError, UnicodeDecodeError, csv.Error):
-            return {}
-        return {
-            row["photo_id"]: {
-                "source": row.get("source") or "",
-                "licence": row.get("licence") or "",
-            }
-            for row in rows
-            if row.get("photo_id") and row.get("label") in (None, "", "0")
-        }
-    return {}
+            return _PhotoInfo()
+        return _PhotoInfo(
+            folder,
+            {row["path"]: row["photo_id"] for row in rows if row.get("path")},
+            {
+                row["photo_id"].replace("_", "-"): {
+                    "source": row.get("source") or "",
+                    "licence": row.get("licence") or "",
+                }
+                for row in rows
+            },
+        )
+    return _PhotoInfo()
 
 
 def split_photos(
@@ -395,7 +436,7 @@ def _model_meta(generator: Any, report: SynthReport) -> dict[str, Any] | None:
         "fingerprint": report.cache.fingerprint,
         "cache_dir": str(report.cache.path),
         "cache_hit": report.cache.hit,
-        "config": asdict(generator.config),
+        "config": generator.identity(),
         "options": asdict(generator.options),
         "train_seconds": None if log is None else round(log.seconds, 2),
         "final_losses": None if log is None else log.final(),
@@ -459,7 +500,7 @@ class _Writer:
         }
         meta_path.parent.mkdir(parents=True, exist_ok=True)
         meta_path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        info = self.inputs.photo_info.get(photo_id, {})
+        info = self.inputs.photo_info.by_photo.get(photo_id, {})
         self.rows.append(
             ManifestRow(
                 path=relative,
