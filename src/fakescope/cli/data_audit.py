@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any
@@ -19,6 +17,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from fakescope.cli.common import open_output
 
 if TYPE_CHECKING:
     from fakescope.data.audit import AucResult, AuditReport, DebiasResult, PopulationSummary
@@ -93,7 +93,7 @@ def audit_command(
             debiased = audit_dataset(debias, threshold=threshold, seed=seed, decode=decode)
         except (InputError, ValueError) as exc:
             raise typer.BadParameter(str(exc), param_hint="--debias") from exc
-    with _open_output(out) as stream:
+    with open_output(out) as stream:
         if format is AuditFormat.json:
             document = {
                 "audit": report.to_dict(),
@@ -110,19 +110,6 @@ def audit_command(
     for name, audited in (("dataset", report), ("debiased copy", debiased)):
         if audited is not None and audited.errors:
             stderr.print(f"[yellow]{len(audited.errors)} unreadable files in the {name} skipped[/]")
-
-
-@contextmanager
-def _open_output(out: Path | None) -> Iterator[IO[str]]:
-    if out is None:
-        yield sys.stdout
-        return
-    try:
-        handle = out.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from exc
-    with handle:
-        yield handle
 
 
 def _console(stream: IO[str]) -> Console:

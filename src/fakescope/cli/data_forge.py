@@ -12,14 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+
+from fakescope.cli.common import progress_bar
 
 
 def _check_kind(value: str) -> str:
@@ -79,16 +73,9 @@ def forge_command(
     # soft_wrap: paths and the install command must stay copyable, not broken at 80 columns.
     console = Console(stderr=True, soft_wrap=True)
     options = ForgeOptions(kind=kind, seed=seed, count=count, size=size)
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
     enabled = progress and console.is_terminal
     try:
-        with Progress(*columns, console=console, transient=True, disable=not enabled) as bar:
+        with progress_bar(enabled, console) as bar:
             task = bar.add_task(f"forging ({kind})", total=None)
 
             def warn(path: str, reason: str) -> None:

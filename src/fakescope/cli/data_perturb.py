@@ -125,15 +125,7 @@ class _Run:
         self.n_unlisted = 0
 
     def run(self, progress: bool) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            SpinnerColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
+        from fakescope.cli.common import progress_bar
         from fakescope.data.manifest import append_manifest
         from fakescope.io.discover import iter_input_files
 
@@ -147,15 +139,8 @@ class _Run:
             self.console.print(f"[red]error:[/red] no images found in {self.in_root}")
             raise typer.Exit(1)
         self.out_root.mkdir(parents=True, exist_ok=True)
-        columns = (
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-        )
         enabled = progress and self.console.is_terminal
-        with Progress(*columns, console=self.console, transient=True, disable=not enabled) as bar:
+        with progress_bar(enabled, self.console) as bar:
             task = bar.add_task("perturbing", total=len(entries))
             for entry in entries:
                 if entry.error is not None:

@@ -82,8 +82,8 @@ def real_command(
     """
     from rich.console import Console
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from fakescope.cli.common import progress_bar
     from fakescope.data import sources
     from fakescope.data.manifest import ManifestRow, append_manifest, file_sha256, read_manifest
     from fakescope.data.tiles import TileRecord, tile_photo, write_tile_index
@@ -110,9 +110,8 @@ def real_command(
     rows: list[ManifestRow] = []
     kept: list[TileRecord] = []
     n_duplicates = n_failed = n_empty = n_stale = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     enabled = progress and console.is_terminal
-    with Progress(*columns, console=console, transient=True, disable=not enabled) as bar:
+    with progress_bar(enabled, console) as bar:
         task = bar.add_task("tiling", total=len(photos))
         for photo in photos:
             bar.advance(task)

@@ -13,15 +13,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+
+from fakescope.cli.common import progress_bar
 
 _stderr = Console(stderr=True)
 # Written out rather than read from the registry, so that `fakescope --help` imports nothing
@@ -125,16 +118,8 @@ def synth_command(
         tile_size=tile_size,
         max_tiles=max_tiles,
     )
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
     show = progress and _stderr.is_terminal
-    with Progress(*columns, console=_stderr, transient=True, disable=not show) as bar:
+    with progress_bar(show, _stderr) as bar:
         tasks: dict[str, int] = {}
 
         def train_step(done: int, total: int) -> None:

@@ -5,24 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from fakescope import __version__
+from fakescope.cli.common import open_output, progress_bar, stderr
 from fakescope.cli.data import data_app
 from fakescope.errors import FakescopeError
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
@@ -34,7 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stderr = Console(stderr=True)
 app.add_typer(data_app, name="data")
 
 
@@ -62,33 +53,6 @@ def main(
     ] = False,
 ) -> None:
     """fakescope: detection of AI-generated images with calibrated verdicts."""
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Progress]:
-    """A progress display on stderr; silent when disabled or stderr is not a terminal."""
-    columns = (
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=stderr, transient=True, disable=not enabled) as progress:
-        yield progress
-
-
-@contextmanager
-def _open_output(out: Path | None) -> Iterator[IO[str]]:
-    if out is None:
-        yield sys.stdout
-        return
-    try:
-        handle = out.open("w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from exc
-    with handle:
-        yield handle
 
 
 def _load_model(model: str) -> Any:
@@ -142,7 +106,7 @@ def scan(
     tally = Tally()
     # Rows streamed to the same terminal would tear through a live progress display.
     show_progress = progress and stderr.is_terminal and (out is not None or not sys.stdout.isatty())
-    with _open_output(out) as stream, _progress(show_progress) as bar:
+    with open_output(out) as stream, progress_bar(show_progress) as bar:
         writer = WRITERS[output_format.value](stream)
         task = bar.add_task("scanning", total=None)
         results = scan_paths(
@@ -220,7 +184,7 @@ def train(
     )
     try:
         items = discover_dataset(data)
-        with _progress(progress and stderr.is_terminal) as bar:
+        with progress_bar(progress and stderr.is_terminal) as bar:
             task = bar.add_task("decoding", total=len(items))
             model = train_model(data, config, lambda n: bar.advance(task, n), items=items)
     except InputError as exc:  # the dataset cannot serve: the user's input is at fault
@@ -256,14 +220,14 @@ def evaluate(
     calibrated = _load_model(model)
     try:
         items = discover_dataset(data)
-        with _progress(progress and stderr.is_terminal) as bar:
+        with progress_bar(progress and stderr.is_terminal) as bar:
             task = bar.add_task("evaluating", total=len(items))
             report = evaluate_model(
                 calibrated, data, on_progress=lambda n: bar.advance(task, n), items=items
             )
     except FakescopeError as exc:
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
-    with _open_output(out) as stream:
+    with open_output(out) as stream:
         if output_format is ReportFormat.json:
             stream.write(json.dumps(report, indent=2) + "\n")
         else:
