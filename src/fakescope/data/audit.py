@@ -39,9 +39,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import struct
 import warnings
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -60,7 +58,7 @@ from fakescope.data.layout import (
 )
 from fakescope.data.manifest import ManifestRow, append_manifest, file_sha256, read_manifest
 from fakescope.errors import InputError
-from fakescope.io.image import SUPPORTED_FORMATS, load_image
+from fakescope.io.image import PILLOW_DECODE_ERRORS, SUPPORTED_FORMATS, load_image
 from fakescope.io.jpeg import estimate_quality
 
 DEFAULT_THRESHOLD = 0.6
@@ -85,16 +83,7 @@ _SUBSAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 _OPEN_FORMATS: tuple[str, ...] = tuple(fmt for fmt in SUPPORTED_FORMATS if fmt != "MPO")
 # Everything Pillow raises on malformed headers; none is a bug in the caller.
 _HEADER_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    TypeError,
-    EOFError,
-    LookupError,
-    ArithmeticError,
-    NotImplementedError,
-    struct.error,
-    zlib.error,
+    *PILLOW_DECODE_ERRORS,
     Image.DecompressionBombError,
 )
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

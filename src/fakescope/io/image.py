@@ -188,7 +188,7 @@ def decode_image_bytes(
 
 # Pillow raises all of these on malformed input, from plugins and decoders alike; none of them
 # is a bug in the caller, so each becomes a typed InputError.
-_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+PILLOW_DECODE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     SyntaxError,
     ValueError,
@@ -244,7 +244,7 @@ def _open(data: bytes, path: str | None) -> Image.Image:
         raise ImageTooLargeError(
             f"{exc} (Pillow's limit, independent of max_pixels)", path
         ) from exc
-    except _DECODE_ERRORS as exc:
+    except PILLOW_DECODE_ERRORS as exc:
         if claimed is None:
             # Also when a plugin with a looser signature check (BMP takes any "BM") failed.
             raise UnsupportedFormatError(
@@ -263,7 +263,7 @@ def _decode_first_frame(image: Image.Image, data: bytes, path: str | None) -> No
     try:
         image.seek(0)
         image.load()
-    except _DECODE_ERRORS as exc:
+    except PILLOW_DECODE_ERRORS as exc:
         claimed = _sniff_format(data) or image.format
         raise _decode_failure(_describe(exc), data, claimed, "cannot decode", path) from exc
 
@@ -425,7 +425,7 @@ def _apply_orientation(image: Image.Image) -> Image.Image:
         if not isinstance(orientation, int) or orientation not in _TRANSPOSE_FOR_ORIENTATION:
             return image
         return image.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
-    except _DECODE_ERRORS:
+    except PILLOW_DECODE_ERRORS:
         return image
 
 
@@ -467,7 +467,7 @@ def _read_png_text(image: Image.Image) -> dict[str, str]:
         return {str(k): str(v) for k, v in image.info.items() if isinstance(v, str)}
     try:
         text = getattr(image, "text", None) or {}
-    except _DECODE_ERRORS:
+    except PILLOW_DECODE_ERRORS:
         return {}
     return {str(k): str(v) for k, v in text.items()}
 
@@ -476,7 +476,7 @@ def _count_frames(image: Image.Image) -> int:
     """Frames (pages) in the file; 1 when a later frame is too damaged to count."""
     try:
         return max(1, int(getattr(image, "n_frames", 1) or 1))
-    except _DECODE_ERRORS:
+    except PILLOW_DECODE_ERRORS:
         return 1
 
 
@@ -485,12 +485,12 @@ def _read_exif(image: Image.Image) -> dict[str, str]:
     try:
         exif = image.getexif()
         blocks: list[dict[int, Any]] = [dict(exif)]
-    except _DECODE_ERRORS:  # malformed EXIF must not make an image unreadable
+    except PILLOW_DECODE_ERRORS:  # malformed EXIF must not make an image unreadable
         return {}
     for ifd in (ExifTags.IFD.Exif, ExifTags.IFD.GPSInfo):
         try:
             blocks.append(dict(exif.get_ifd(ifd)))
-        except _DECODE_ERRORS:
+        except PILLOW_DECODE_ERRORS:
             continue
     tags: dict[str, str] = {}
     for block in blocks:
@@ -515,7 +515,7 @@ def _to_rgb_uint8(image: Image.Image, path: str | None = None) -> np.ndarray:
     mode = image.mode
     try:
         array = _convert_mode(image)
-    except _DECODE_ERRORS as exc:
+    except PILLOW_DECODE_ERRORS as exc:
         raise UnsupportedFormatError(
             f"cannot convert pixel mode {mode!r} to RGB: {exc}", path
         ) from exc
