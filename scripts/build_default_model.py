@@ -51,14 +51,18 @@ from PIL import Image
 
 from fakescope.data.generators.fakes import match_jpeg_history, write_fakes
 from fakescope.data.sources import PhotoRecord, default_cache_dir, gather_real_photos
-from fakescope.data.tiles import TileRecord, tile_photo, write_tile_index
+from fakescope.data.tiles import (
+    TILE_ALIGN,
+    TILE_MIN_STD,
+    TILE_SIZE,
+    TileRecord,
+    tile_photo,
+    write_tile_index,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_NAME = "spectral-default"
 GENERATOR_GROUP = "ae-transposed"
-TILE_SIZE = 256
-TILE_ALIGN = 16  # multiple of 8 (luma blocks) and of 16 (4:2:0 chroma blocks)
-TILE_MIN_STD = 2.0  # drop featureless tiles (blown-out sky, black borders)
 ROLES = ("heldout", "generator", "fakes")
 # Examples bundled in examples/: public-domain or CC0 photos only.
 EXAMPLE_REALS = (

@@ -13,12 +13,6 @@ from typing import Annotated
 import typer
 
 TILE_SIZES = (256, 512)
-# As in scripts/build_default_model.py: offsets on a 16-pixel grid keep both the 8x8 luma blocks
-# and the 16x16 4:2:0 chroma blocks of a JPEG source aligned with the tile's origin.
-TILE_ALIGN = 16
-# Tiles whose luma standard deviation is below this (blown-out sky, black borders) carry no
-# spectral information and would be near-duplicates of each other.
-TILE_MIN_STD = 2.0
 REAL_GROUP = "real"
 PHOTOS_CSV = "photos.csv"
 TILES_CSV = "tiles.csv"
@@ -86,7 +80,13 @@ def real_command(
     from fakescope.cli.common import progress_bar
     from fakescope.data import sources
     from fakescope.data.manifest import ManifestRow, append_manifest, file_sha256, read_manifest
-    from fakescope.data.tiles import TileRecord, tile_photo, write_tile_index
+    from fakescope.data.tiles import (
+        TILE_ALIGN,
+        TILE_MIN_STD,
+        TileRecord,
+        tile_photo,
+        write_tile_index,
+    )
 
     console = Console(stderr=True)
     root = (sources_dir or sources.default_cache_dir()).expanduser().resolve()

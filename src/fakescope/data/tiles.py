@@ -33,6 +33,12 @@ from fakescope.data.records import record_columns, write_records_csv
 from fakescope.io.image import load_image
 
 TILE_SIZE = 256
+# Offsets on a 16-pixel grid keep both the 8x8 luma blocks and the 16x16 4:2:0 chroma blocks of
+# a JPEG source aligned with the tile's origin.
+TILE_ALIGN = 16
+# Tiles whose luma standard deviation is below this (blown-out sky, black borders) carry no
+# spectral information and would be near-duplicates of each other.
+TILE_MIN_STD = 2.0
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _TILE_NAME = re.compile(r"^(?P<photo_id>[^_]+)_(?P<y>\d+)_(?P<x>\d+)$")
 # Pillow's subsampling codes from JpegImagePlugin.get_sampling: 0 = 4:4:4, 1 = 4:2:2, 2 = 4:2:0.

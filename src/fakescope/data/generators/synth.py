@@ -48,6 +48,8 @@ from fakescope.data.generators.fakes import match_jpeg_history
 from fakescope.data.generators.registry import create_generator, get_entry
 from fakescope.data.manifest import ManifestRow, append_manifest, file_sha256
 from fakescope.data.tiles import (
+    TILE_ALIGN,
+    TILE_MIN_STD,
     TileRecord,
     cut_tiles,
     jpeg_subsampling,
@@ -59,8 +61,6 @@ from fakescope.errors import FakescopeError, InputError
 from fakescope.io.discover import iter_input_files
 from fakescope.io.image import load_image
 
-TILE_ALIGN = 16  # luma 8x8 and 4:2:0 chroma 16x16 JPEG blocks stay aligned
-TILE_MIN_STD = 2.0  # the default build's threshold for featureless tiles
 NOT_REAL_DIRS = frozenset({"fake", "1_fake", "processed-real"})
 DEFAULT_UNCONDITIONAL_COUNT = 64
 
