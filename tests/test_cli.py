@@ -88,6 +88,8 @@ def test_scan_reads_paths_from_stdin_and_writes_csv(scan_folder, trained_model_d
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [Path(r["path"]).name for r in rows] == ["photo.jpg", "missing.png"]
     assert json.loads(rows[0]["detectors"])["spectral"] == pytest.approx(float(rows[0]["score"]))
+    assert float(rows[0]["score_spectral"]) == pytest.approx(float(rows[0]["score"]))
+    assert rows[1]["score_spectral"] == ""  # an error row has no scores
     assert rows[1]["error_kind"] == "unreadable"
 
 
@@ -147,7 +149,9 @@ def test_train_then_eval_json(dataset_dir, tmp_path):
 
 def test_detectors_command_lists_registry():
     result = runner.invoke(app, ["detectors"])
-    assert result.exit_code == 0 and result.stdout.startswith("spectral\t")
+    assert result.exit_code == 0
+    names = [line.split("\t")[0] for line in result.stdout.splitlines()]
+    assert {"spectral", "fusion", "model:spectral-default"} <= set(names)
 
 
 def test_console_script_with_bundled_default_model(scan_folder):

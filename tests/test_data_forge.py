@@ -71,11 +71,13 @@ def _neighbour_range(image: np.ndarray) -> np.ndarray:
 # --- registry and dependencies (no OpenCV needed) -------------------------------------------
 
 
-def test_registry_holds_the_four_kinds() -> None:
-    assert set(FORGERIES) == set(KINDS)
+def test_registry_holds_the_four_kinds_and_the_learned_inpainter() -> None:
+    assert set(FORGERIES) == {*KINDS, "inpaint-learned"}
     assert FORGERIES["splice"].needs_donor
     assert not any(FORGERIES[k].needs_donor for k in ("copymove", "inpaint", "warp"))
-    with pytest.raises(KeyError, match="registered: copymove, inpaint, splice, warp"):
+    with pytest.raises(
+        KeyError, match="registered: copymove, inpaint, inpaint-learned, splice, warp"
+    ):
         get_forgery("blur")
 
 
@@ -104,7 +106,7 @@ def test_cli_rejects_unknown_or_missing_kind(tmp_path: Path) -> None:
         app, ["data", "forge", "--kind", "blur", "--from", str(folder), str(out)]
     )
     assert result.exit_code == 2
-    assert "registered: copymove, inpaint, splice, warp" in _plain(result.output)
+    assert "registered: copymove, inpaint, inpaint-learned, splice, warp" in _plain(result.output)
     result = runner.invoke(app, ["data", "forge", "--from", str(folder), str(out)])
     assert result.exit_code == 2
     assert not out.exists()

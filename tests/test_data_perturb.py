@@ -425,10 +425,13 @@ def test_cli_end_to_end(tiny_dataset: Path, tmp_path: Path):
         assert loaded.pixels.shape == (24, 24, 3)
     assert not (out / "real" / "pc_0_0.png").exists()
 
-    # Ground truth copied, the input's meta embedded rather than copied.
-    assert (out / "masks" / "gen" / "pa_0_0.png").is_file()
-    assert (out / "flow" / "warp" / "pa_0_0.npy").is_file()
-    assert "geometry" in result.output or "no longer align" in result.output
+    # The mask moved with its image (resized like it, still binary); the flow that belongs to
+    # no image cannot be moved and is left out, named; the input's meta is embedded.
+    mask = np.asarray(Image.open(out / "masks" / "gen" / "pa_0_0.png"))
+    assert mask.shape == (24, 24) and set(np.unique(mask)) <= {0, 255}
+    assert not (out / "flow" / "warp" / "pa_0_0.npy").exists()
+    assert "1 mask/flow files left out" in _flat(result.output)
+    assert "flow/warp/pa_0_0.npy" in _flat(result.output)
 
     # Manifest: same labels, groups, photo ids and masks; new paths, hashes, sizes and params.
     rows = {row.path: row for row in read_manifest(out)}
@@ -460,7 +463,13 @@ def test_cli_end_to_end(tiny_dataset: Path, tmp_path: Path):
     summary = json.loads((out / "perturb.json").read_text())
     assert summary["spec"] == "resize:0.5,jpeg:70"
     assert summary["seed"] == 3 and summary["files"] == 4 and summary["bad_files"] == 1
-    assert summary["geometry_changed"] is True
+    assert summary["geometric"] is True
+    assert summary["ground_truth"] == {
+        "mode": "transformed",
+        "files": 1,
+        "left_out": ["flow/warp/pa_0_0.npy"],
+    }
+    assert meta["ground_truth"] == ["masks/gen/pa_0_0.png"]
     assert [s["name"] for s in summary["chain"]["steps"]] == ["resize", "jpeg"]
 
     # Order independence: a run over a part of the data (same relative path) gives the same

@@ -77,3 +77,15 @@ class ScoringError(FakescopeError):
 
 class NotFittedError(FakescopeError, RuntimeError):
     """A detector was asked to predict before ``fit`` or ``load``."""
+
+
+class WeightsMissingError(ModelError):
+    """Pretrained weights are not in the local cache (or fail their SHA-256 check).
+
+    The message names the exact ``fakescope weights fetch NAME`` command that installs them;
+    fakescope never downloads weights on its own during a scan or a fit.
+    """
+
+
+class WeightsFetchError(ModelError):
+    """``fakescope weights fetch`` could not download, find or verify the weights file."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from fakescope.cli.data_audit import audit_command
+from fakescope.cli.data_benchmark import benchmark_command
 from fakescope.cli.data_forge import forge_command
 from fakescope.cli.data_perturb import perturb_command
 from fakescope.cli.data_real import real_command
@@ -23,3 +24,4 @@ data_app.command("synth")(synth_command)
 data_app.command("forge")(forge_command)
 data_app.command("perturb")(perturb_command)
 data_app.command("audit")(audit_command)
+data_app.command("benchmark")(benchmark_command)

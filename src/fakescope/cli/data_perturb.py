@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import numpy as np
     from rich.console import Console
 
     from fakescope.data.manifest import ManifestRow
@@ -23,10 +24,13 @@ if TYPE_CHECKING:
 
 PERTURB_JSON = "perturb.json"
 META_GROUP = "perturb"  # per-image records go to OUT_DIR/meta/perturb/<relative path>.json
-# Folders copied unchanged rather than perturbed: masks and flow fields are ground truth, not
-# images to degrade (and flow/ holds .npy, not images).
-COPIED_DIRS = ("masks", "flow")
-SKIPPED_DIRS = (*COPIED_DIRS, "meta")
+# Ground truth is never degraded like an image (a JPEG'd mask is no longer binary, flow/ holds
+# .npy): a geometric chain moves it with its image's recorded params, any other chain leaves it
+# aligned, so it is copied byte for byte.
+MASK_DIR, FLOW_DIR = "masks", "flow"
+GROUND_TRUTH_DIRS = (MASK_DIR, FLOW_DIR)
+SKIPPED_DIRS = (*GROUND_TRUTH_DIRS, "meta")
+_LISTED_LEFT_OUT = 5  # ground-truth files named in the warning; perturb.json lists them all
 
 
 def perturb_command(
@@ -66,10 +70,12 @@ def perturb_command(
     Each file gets its own seed from (--seed, its path relative to IN_DIR), so results do not
     depend on which other files are processed. Images are written as PNG, except that a chain
     ending in jpeg/webp writes the codec's exact bytes (.jpg/.webp). Labels and groups are kept:
-    real and fake images are perturbed alike. masks/ and flow/ are copied unchanged, manifest.csv
-    rows are rewritten when IN_DIR has one, each image's applied parameters go to
-    meta/perturb/<path>.json and the run's settings to perturb.json. A bad file is reported and
-    skipped; the run goes on.
+    real and fake images are perturbed alike. Masks and warp flows stay aligned: a chain with
+    resize/longside/crop/rotate/social moves each image's masks/ and flow/ files with that
+    image's own params (masks nearest-neighbour, so still 0/255; flow vectors rescaled and
+    rotated); other chains copy them unchanged. manifest.csv rows are rewritten when IN_DIR has
+    one, each image's applied parameters go to meta/perturb/<path>.json and the run's settings
+    to perturb.json. A bad file is reported and skipped; the run goes on.
     """
     from rich.console import Console
 
@@ -123,6 +129,8 @@ class _Run:
         self.n_ok = 0
         self.n_bad = 0
         self.n_unlisted = 0
+        # Ground-truth files written so far (relative paths): one file belongs to one image.
+        self.ground_truth: set[str] = set()
 
     def run(self, progress: bool) -> None:
         from fakescope.cli.common import progress_bar
@@ -148,11 +156,15 @@ class _Run:
                 else:
                     self._one(entry.path)
                 bar.advance(task)
-        copied = self._copy_ground_truth()
+        if self.chain.geometric:
+            left_out = self._left_out_ground_truth()
+        else:
+            left_out = []
+            self._copy_ground_truth()
         if self.new_rows:
             append_manifest(self.out_root, self.new_rows)
-        self._write_summary(copied)
-        self._report(copied)
+        self._write_summary(left_out)
+        self._report(left_out)
 
     def _relative(self, path: str) -> str:
         return Path(os.path.relpath(path, self.in_root)).as_posix()
@@ -175,13 +187,15 @@ class _Run:
             pixels = load_image(path, max_pixels=self.max_pixels).pixels
             file_seed = derive_seed(self.seed, relative)
             result = self.chain(pixels, file_seed)
-            self._write(relative, file_seed, result)
+            self._write(relative, file_seed, pixels.shape[:2], result)
         except InputError as exc:
             self._warn(relative, exc.message)
         except Exception as exc:  # one bad file never aborts the run; the cause is reported
             self._warn(relative, f"{type(exc).__name__}: {exc}")
 
-    def _write(self, relative: str, file_seed: int, result: Perturbed) -> None:
+    def _write(
+        self, relative: str, file_seed: int, input_size: tuple[int, ...], result: Perturbed
+    ) -> None:
         from PIL import Image
 
         from fakescope.data.manifest import file_sha256
@@ -195,6 +209,14 @@ class _Run:
             target_rel, file_format = stem + ".png", "PNG"
         if target_rel in self.written:
             raise ValueError(f"another input already wrote {target_rel}")
+        row = self.rows_by_path.get(relative)
+        input_params = self._input_params(row)
+        companions = self._companions(relative, row, input_params)
+        # Transformed before anything is written: an image whose mask or flow cannot follow it
+        # is skipped whole, rather than written with ground truth that no longer matches.
+        moved = (
+            self._moved_ground_truth(companions, input_size, result) if self.chain.geometric else {}
+        )
         target = self.out_root / target_rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if result.encoded is not None:
@@ -202,7 +224,8 @@ class _Run:
         else:
             Image.fromarray(result.pixels).save(target, format="PNG")
         self.written.add(target_rel)
-        row = self.rows_by_path.get(relative)
+        for companion, values in moved.items():
+            self._save_ground_truth(companion, values)
         meta_rel = f"meta/{META_GROUP}/{stem}.json"
         meta = {
             "path": target_rel,
@@ -211,7 +234,10 @@ class _Run:
             "seed": self.seed,
             "file_seed": file_seed,
             "applied": result.record,
-            "input_params": self._input_params(row),
+            # Masks and flows of this image, at the same paths in OUT_DIR: moved with
+            # "applied" when the chain is geometric, else copied as they were.
+            "ground_truth": companions,
+            "input_params": input_params,
         }
         meta_path = self.out_root / meta_rel
         meta_path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,16 +270,117 @@ class _Run:
         except (OSError, ValueError):
             return {"unreadable": row.params}
 
-    def _copy_ground_truth(self) -> list[str]:
-        copied = []
-        for name in COPIED_DIRS:
+    def _companions(self, relative: str, row: ManifestRow | None, input_params: Any) -> list[str]:
+        """The masks and flows that belong to the image at ``relative`` (existing files only).
+
+        From its manifest row (``mask``), its parameter JSON (``mask``, ``extra_masks`` and
+        ``flow`` as ``data forge`` writes them; ``ground_truth`` from an earlier perturb run)
+        and the layout's naming rule (``fake/<rest>`` -> ``masks/<rest>.png``,
+        ``flow/<rest>.npy``, as ``data audit --debias`` reads them).
+        """
+        named: list[Any] = []
+        if row is not None and row.mask:
+            named.append(row.mask)
+        if isinstance(input_params, dict):
+            named += [input_params.get("mask"), input_params.get("flow")]
+            extra = input_params.get("extra_masks")
+            if isinstance(extra, dict):
+                named += list(extra.values())
+            earlier = input_params.get("ground_truth")
+            if isinstance(earlier, list):
+                named += earlier
+        parts = PurePosixPath(relative).parts
+        if len(parts) >= 3 and parts[0] == "fake":
+            rest = PurePosixPath(*parts[1:]).with_suffix("").as_posix()
+            named += [f"{MASK_DIR}/{rest}.png", f"{FLOW_DIR}/{rest}.npy"]
+        found: list[str] = []
+        for name in named:
+            if not isinstance(name, str) or not name:
+                continue
+            path = PurePosixPath(name)
+            # Only files inside the ground-truth folders: a JSON must not make the run read or
+            # write anywhere else.
+            if path.is_absolute() or ".." in path.parts or path.parts[0] not in GROUND_TRUTH_DIRS:
+                continue
+            if path.as_posix() not in found and (self.in_root / path).is_file():
+                found.append(path.as_posix())
+        return found
+
+    def _moved_ground_truth(
+        self, companions: list[str], input_size: tuple[int, ...], result: Perturbed
+    ) -> dict[str, np.ndarray]:
+        """Each companion with the image's recorded params applied; raises ValueError."""
+        from fakescope.data.perturb import replay_flow, replay_mask
+
+        moved: dict[str, np.ndarray] = {}
+        for companion in companions:
+            if companion in self.ground_truth:
+                raise ValueError(f"{companion} already moved with another image")
+            values = self._load_ground_truth(companion)
+            if values.shape[:2] != tuple(input_size):
+                raise ValueError(
+                    f"{companion} is {values.shape[1]}x{values.shape[0]}, "
+                    f"the image {input_size[1]}x{input_size[0]}"
+                )
+            if companion.startswith(f"{FLOW_DIR}/"):
+                out = replay_flow(values, result.record)
+            else:
+                out = replay_mask(values, result.record)
+            if out.shape[:2] != result.pixels.shape[:2]:  # a broken transform, not bad input
+                raise RuntimeError(f"{companion} became {out.shape}, not {result.pixels.shape}")
+            moved[companion] = out
+        return moved
+
+    def _load_ground_truth(self, relative: str) -> np.ndarray:
+        import numpy as np
+        from PIL import Image
+
+        path = self.in_root / relative
+        if relative.startswith(f"{FLOW_DIR}/"):
+            if path.suffix != ".npy":
+                raise ValueError(f"{relative}: flows are read from .npy files")
+            flow = np.load(path, allow_pickle=False)
+            if flow.ndim != 3 or flow.shape[2] != 2 or not np.issubdtype(flow.dtype, np.floating):
+                raise ValueError(f"{relative}: expected a float (H, W, 2) flow, got {flow.shape}")
+            return flow
+        with Image.open(path) as image:
+            return np.asarray(image if image.mode == "L" else image.convert("L"))
+
+    def _save_ground_truth(self, relative: str, values: np.ndarray) -> None:
+        import numpy as np
+        from PIL import Image
+
+        target = self.out_root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if relative.startswith(f"{FLOW_DIR}/"):
+            np.save(target, values)
+        else:
+            Image.fromarray(values).save(target)  # the format of its name: masks stay PNG
+        self.ground_truth.add(relative)
+
+    def _left_out_ground_truth(self) -> list[str]:
+        """Ground-truth files of IN_DIR that no perturbed image moved (its image was bad, or
+        nothing names the file): copying them unchanged would give misaligned ground truth."""
+        left_out = []
+        for name in GROUND_TRUTH_DIRS:
+            folder = self.in_root / name
+            if folder.is_dir():
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    relative = self._relative(str(path))
+                    if relative not in self.ground_truth:
+                        left_out.append(relative)
+        return left_out
+
+    def _copy_ground_truth(self) -> None:
+        for name in GROUND_TRUTH_DIRS:
             source = self.in_root / name
             if source.is_dir():
                 shutil.copytree(source, self.out_root / name, dirs_exist_ok=True)
-                copied.append(name)
-        return copied
+                self.ground_truth.update(
+                    self._relative(str(p)) for p in source.rglob("*") if p.is_file()
+                )
 
-    def _write_summary(self, copied: list[str]) -> None:
+    def _write_summary(self, left_out: list[str]) -> None:
         from fakescope import __version__
 
         summary = {
@@ -267,20 +394,32 @@ class _Run:
             "input": str(self.in_dir),
             "files": self.n_ok,
             "bad_files": self.n_bad,
-            "copied": copied,
-            "geometry_changed": self.chain.geometric,
+            # Whether pixels moved. Masks and flows moved with them ("transformed", with each
+            # image's params) or did not need to ("copied"), so they match the images either way.
+            "geometric": self.chain.geometric,
+            "ground_truth": {
+                "mode": "transformed" if self.chain.geometric else "copied",
+                "files": len(self.ground_truth),
+                "left_out": left_out,
+            },
             "meta": f"meta/{META_GROUP}/<path without extension>.json",
         }
         path = self.out_root / PERTURB_JSON
         path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
-    def _report(self, copied: list[str]) -> None:
+    def _report(self, left_out: list[str]) -> None:
         from rich.markup import escape
 
-        if copied and self.chain.geometric:
+        if left_out:
+            shown = ", ".join(left_out[:_LISTED_LEFT_OUT])
+            more = (
+                f" and {len(left_out) - _LISTED_LEFT_OUT} more"
+                if len(left_out) > _LISTED_LEFT_OUT
+                else ""
+            )
             self.console.print(
-                f"[yellow]warning:[/yellow] {', '.join(copied)} copied unchanged, but the chain "
-                "moves pixels (resize/crop/rotate/social): they no longer align with the images",
+                f"[yellow]warning:[/yellow] {len(left_out)} mask/flow files left out: no "
+                f"perturbed image moved them ({escape(shown)}{more}; see {PERTURB_JSON})",
                 soft_wrap=True,
             )
         if self.n_unlisted:
@@ -290,6 +429,9 @@ class _Run:
                 soft_wrap=True,
             )
         bad = f", {self.n_bad} bad files skipped" if self.n_bad else ""
+        verb = "moved" if self.chain.geometric else "copied"
+        truth = f", {verb} {len(self.ground_truth)} mask/flow files" if self.ground_truth else ""
         self.console.print(
-            f"perturbed {self.n_ok} images into {escape(str(self.out_root))}{bad}", soft_wrap=True
+            f"perturbed {self.n_ok} images into {escape(str(self.out_root))}{truth}{bad}",
+            soft_wrap=True,
         )

@@ -21,7 +21,7 @@ _stderr = Console(stderr=True)
 # heavy; a test checks that it names every registered generator.
 GENERATOR_HELP = (
     "Generator: ae-transposed, ae-nearest, ae-bilinear, ae-pixelshuffle, sr-gan, dcgan, "
-    "processed-real (see src/fakescope/data/generators/README.md)."
+    "inpaint-net, processed-real (see src/fakescope/data/generators/README.md)."
 )
 
 

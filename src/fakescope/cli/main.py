@@ -16,6 +16,7 @@ from rich.table import Table
 from fakescope import __version__
 from fakescope.cli.common import open_output, progress_bar, stderr
 from fakescope.cli.data import data_app
+from fakescope.cli.weights import weights_app
 from fakescope.errors import FakescopeError
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from fakescope.models import DEFAULT_MODEL
@@ -27,6 +28,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
 
 
 class ScanFormat(StrEnum):
@@ -64,6 +66,21 @@ def _load_model(model: str) -> Any:
         raise typer.BadParameter(str(exc), param_hint="--model") from exc
 
 
+def _use_onnx(detector: Any, model: str) -> None:
+    from fakescope.detectors.onnx_export import use_exported_onnx
+    from fakescope.models import resolve_model_dir
+
+    try:
+        switched = use_exported_onnx(detector, resolve_model_dir(model))
+    except FakescopeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--onnx") from exc
+    if not switched:
+        raise typer.BadParameter(
+            f"the {detector.name!r} model has no torch network to run through ONNX",
+            param_hint="--onnx",
+        )
+
+
 def _read_stdin_paths() -> Iterator[str]:
     for line in sys.stdin:
         if line.strip():
@@ -97,17 +114,23 @@ def scan(
         int, typer.Option(min=1, help="Refuse files larger than this.")
     ] = DEFAULT_MAX_BYTES,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    onnx: Annotated[
+        bool,
+        typer.Option(help="Run torch networks through onnxruntime (after `export-onnx`)."),
+    ] = False,
 ) -> None:
     """Scan images and folders (recursively); one result row per file, bad files included."""
-    from fakescope.cli.output import WRITERS, Tally
+    from fakescope.cli.output import WRITERS, Tally, detector_names
     from fakescope.pipeline.scan import scan_paths
 
     calibrated = _load_model(model)
+    if onnx:
+        _use_onnx(calibrated.detector, model)
     tally = Tally()
     # Rows streamed to the same terminal would tear through a live progress display.
     show_progress = progress and stderr.is_terminal and (out is not None or not sys.stdout.isatty())
     with open_output(out) as stream, progress_bar(show_progress) as bar:
-        writer = WRITERS[output_format.value](stream)
+        writer = WRITERS[output_format.value](stream, detector_names(calibrated.detector))
         task = bar.add_task("scanning", total=None)
         results = scan_paths(
             _expand_inputs(paths),
@@ -124,16 +147,46 @@ def scan(
     stderr.print(f"[dim]{tally.summary()} (model {calibrated.name})[/dim]")
 
 
+def _parse_value(raw: str) -> Any:
+    """A JSON value (numbers, true/false, null, lists, dicts), else the text itself.
+
+    Text with commas that is not JSON becomes a list (``members=spectral,npr``), its items
+    parsed the same way, so lists need no JSON quoting on a shell line.
+    """
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    if "," in raw:
+        return [_parse_value(part.strip()) for part in raw.split(",") if part.strip()]
+    return raw
+
+
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
+    """``-p KEY=VALUE`` pairs; a dotted key sets a nested value.
+
+    ``-p member_params.npr.epochs=3`` is ``member_params={"npr": {"epochs": 3}}``, merged with
+    other pairs that write into the same dict (later pairs win).
+    """
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key:
+        path = key.split(".")
+        if not sep or not all(path):
             raise typer.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--param")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
+        target = params
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise typer.BadParameter(
+                    f"{pair!r}: {part!r} is already set to a value that is not a dict",
+                    param_hint="--param",
+                )
+        value = _parse_value(raw)
+        if isinstance(target.get(path[-1]), dict) and isinstance(value, dict):
+            target[path[-1]] = {**target[path[-1]], **value}
+        else:
+            target[path[-1]] = value
     return params
 
 
@@ -160,7 +213,12 @@ def train(
     seed: int = 0,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
-    """Fit a detector and calibrate its threshold on held-out real images."""
+    """Fit a detector and calibrate its threshold on held-out real images.
+
+    Parameters are JSON values (text otherwise; a comma-separated text is a list); a dotted
+    key sets a nested value, e.g. a fusion of two detectors with a short NPR training:
+    `-p members=spectral,npr -p member_params.npr.epochs=2`.
+    """
     from fakescope.data.layout import discover_dataset
     from fakescope.detectors import create
     from fakescope.errors import InputError
@@ -173,6 +231,10 @@ def train(
         raise typer.BadParameter(str(exc.args[0]), param_hint="DETECTOR") from exc
     except (TypeError, ValueError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--param") from exc
+    except ImportError as exc:  # a learned detector without its extra (torch, onnxruntime)
+        raise typer.BadParameter(
+            f"{detector!r} needs a package that is not installed: {exc}", param_hint="DETECTOR"
+        ) from exc
     config = TrainingConfig(
         detector=detector,
         params=params,
@@ -186,7 +248,20 @@ def train(
         items = discover_dataset(data)
         with progress_bar(progress and stderr.is_terminal) as bar:
             task = bar.add_task("decoding", total=len(items))
-            model = train_model(data, config, lambda n: bar.advance(task, n), items=items)
+            training: list[Any] = []  # the training task, added when training reports first
+
+            def on_training(step: int, total: int) -> None:
+                if not training:
+                    training.append(bar.add_task("training", total=total))
+                bar.update(training[0], completed=step, total=total)
+
+            model = train_model(
+                data,
+                config,
+                lambda n: bar.advance(task, n),
+                items=items,
+                on_train_progress=on_training,
+            )
     except InputError as exc:  # the dataset cannot serve: the user's input is at fault
         raise typer.BadParameter(str(exc), param_hint="--data") from exc
     except FakescopeError as exc:
@@ -261,6 +336,51 @@ def _print_metrics_table(report: dict[str, Any], title: str, console: Console = 
             ),
         )
     console.print(table)
+
+
+@app.command("export-onnx")
+def export_onnx_command(
+    model_dir: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, file_okay=False, metavar="MODEL_DIR", help="A trained model folder."
+        ),
+    ],
+    check: Annotated[
+        bool, typer.Option(help="Compare onnxruntime's logits with torch's after exporting.")
+    ] = True,
+    tolerance: Annotated[float, typer.Option(min=0.0)] = 1e-4,
+) -> None:
+    """Export a learned (torch) detector to model.onnx next to its config.json.
+
+    A fusion model exports each of its torch members into its member folder. Scan with the
+    exported files through onnxruntime with `fakescope scan --onnx`.
+    """
+    from fakescope.detectors import load_detector
+    from fakescope.detectors.onnx_export import export_onnx, torch_members
+
+    try:
+        detector = load_detector(model_dir)
+    except FakescopeError as exc:
+        raise typer.BadParameter(str(exc), param_hint="MODEL_DIR") from exc
+    except ImportError as exc:
+        raise typer.BadParameter(f"cannot load the model: {exc}", param_hint="MODEL_DIR") from exc
+    targets = torch_members(detector, model_dir)
+    if not targets:
+        raise typer.BadParameter(
+            f"{model_dir} holds a {detector.name!r} detector: no torch network to export",
+            param_hint="MODEL_DIR",
+        )
+    for name, member, folder in targets:
+        try:
+            path = export_onnx(member, folder, check=check, tolerance=tolerance)
+        except ImportError as exc:
+            stderr.print(f"[red]error:[/red] exporting needs torch and onnx: {exc}")
+            raise typer.Exit(1) from exc
+        except FakescopeError as exc:
+            stderr.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        stderr.print(f"{name}: wrote {path}")
 
 
 @app.command()

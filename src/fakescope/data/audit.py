@@ -23,10 +23,11 @@ files whose header is fine but whose pixel data is cut short.
   exactly 512x512, reals both smaller and larger), each exact value is also treated as a
   category (below) and the larger of the two separabilities is reported;
 - categorical variables: the score of a file is the fake rate of its category, estimated
-  out-of-fold (folds grouped by ``photo_id`` and stratified by label, rates smoothed towards
-  the fold's prior) so that a category seen once does not predict itself. Out-of-fold rates
-  are slightly pessimistic for useless categories (a held-out fake lowers its category's
-  training rate), so values below 0.5 are reported as 0.5: no signal.
+  out-of-fold (folds grouped by ``photo_id``, a splice's donor photo with its target, and
+  stratified by label, rates smoothed towards the fold's prior) so that a category seen once
+  does not predict itself. Out-of-fold rates are slightly pessimistic for useless categories
+  (a held-out fake lowers its category's training rate), so values below 0.5 are reported as
+  0.5: no signal.
 
 A variable is **flagged** when its separability exceeds ``threshold`` (0.6 by default) overall
 or for any generator group against the reals it is compared with. ``chance_auc`` is the
@@ -55,6 +56,7 @@ from fakescope.data.layout import (
     discover_dataset,
     fake_groups,
     group_indices,
+    linked_photo_groups,
 )
 from fakescope.data.manifest import ManifestRow, append_manifest, file_sha256, read_manifest
 from fakescope.errors import InputError
@@ -628,6 +630,9 @@ def audit_dataset(
         if on_progress is not None:
             on_progress(1)
     labels = np.asarray([r.label for r in records], dtype=np.int64)
+    # Fold groups: a photo with every photo linked to it (a splice and its donor), so that a
+    # category cannot be scored on a file that shares pixels with its training fold.
+    photo_groups = linked_photo_groups(kept)
     groups = fake_groups(kept) if kept else []
     scopes: dict[str | None, np.ndarray] = {None: np.arange(len(records))}
     for group in groups:
@@ -639,7 +644,7 @@ def audit_dataset(
             continue
         scope_records = [records[i] for i in index]
         scope_labels = labels[index]
-        folds = _folds(scope_labels, [r.photo_id for r in scope_records], seed, n_folds)
+        folds = _folds(scope_labels, [photo_groups[i] for i in index], seed, n_folds)
         scored[scope] = [
             _score_variable(variable, scope_records, scope_labels, folds, threshold)
             for variable in VARIABLES

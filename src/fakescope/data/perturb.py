@@ -18,6 +18,11 @@ Contract of every perturbation
   reads the params. Same seed + same image -> identical output, bytes included.
 - A final JPEG or WebP step also returns the exact file bytes it produced
   (:attr:`Perturbed.encoded`), so that saving them does not undo the compression.
+- Ground truth follows the pixels: :meth:`Perturbation.replay_mask` / :func:`replay_mask` apply
+  a record's params to a binary mask (nearest neighbour, so 0/255 stays 0/255) and
+  :meth:`Perturbation.replay_flow` / :func:`replay_flow` to a float32 (H, W, 2) backward flow
+  ``(dy, dx)``. Geometric steps (resize, longside, crop, rotate, social) move and rescale them
+  like the image; photometric steps (codecs, blur, noise, colour) leave them unchanged.
 
 Spec syntax (``fakescope data perturb SPEC``)
 ---------------------------------------------
@@ -207,6 +212,22 @@ def _check_pixels(pixels: np.ndarray) -> np.ndarray:
     return pixels
 
 
+def _check_mask(mask: np.ndarray) -> np.ndarray:
+    if not isinstance(mask, np.ndarray) or mask.dtype not in (np.uint8, np.bool_):
+        raise ValueError(f"expected a uint8 or bool mask, got {getattr(mask, 'dtype', mask)}")
+    if mask.ndim != 2 or mask.shape[0] < 1 or mask.shape[1] < 1:
+        raise ValueError(f"expected a mask of shape (H, W), got {mask.shape}")
+    return mask
+
+
+def _check_flow(flow: np.ndarray) -> np.ndarray:
+    if not isinstance(flow, np.ndarray) or not np.issubdtype(flow.dtype, np.floating):
+        raise ValueError(f"expected a float flow field, got {getattr(flow, 'dtype', flow)}")
+    if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[0] < 1 or flow.shape[1] < 1:
+        raise ValueError(f"expected a flow of shape (H, W, 2), got {flow.shape}")
+    return flow.astype(np.float32, copy=False)
+
+
 def as_rng(rng: np.random.Generator | int) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
@@ -226,7 +247,7 @@ class Perturbation(ABC):
     """
 
     name: ClassVar[str]
-    geometric: ClassVar[bool] = False  # changes which pixel is where (masks stop matching)
+    geometric: ClassVar[bool] = False  # moves pixels: apply_mask/apply_flow must move them too
 
     def __post_init__(self) -> None:
         for name, spec in _args(type(self)):
@@ -244,6 +265,28 @@ class Perturbation(ABC):
     @abstractmethod
     def apply(self, pixels: np.ndarray, params: Params) -> np.ndarray:
         """Apply recorded parameters; never random."""
+
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        """Recorded ``params`` applied to a 2-D mask of the input image's size; never random.
+
+        Geometric perturbations override this with nearest-neighbour resampling, so that a mask
+        keeps exactly the values it had (0/255). Photometric ones leave the mask as it is.
+        """
+        if self.geometric:  # a geometric step without its own rule would misalign silently
+            raise NotImplementedError(f"{self.name} moves pixels but defines no mask transform")
+        return mask.copy()
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        """Recorded ``params`` applied to a float32 (H, W, 2) backward flow ``(dy, dx)``.
+
+        A flow ``f`` says ``forged(p) = original(p + f(p))``. The result is the flow between
+        the perturbed forged image and the original perturbed with the same params, so
+        geometric steps resample the field *and* transform its vectors (scale them with a
+        resize, rotate them with a rotation). Photometric ones leave the flow as it is.
+        """
+        if self.geometric:
+            raise NotImplementedError(f"{self.name} moves pixels but defines no flow transform")
+        return flow.copy()
 
     def run(self, pixels: np.ndarray, params: Params) -> tuple[np.ndarray, Encoded | None]:
         """Like :meth:`apply`, also returning file bytes when the step is a codec."""
@@ -265,6 +308,15 @@ class Perturbation(ABC):
         """Apply recorded ``params`` again: the same output as the call that recorded them."""
         out, encoded = self.run(_check_pixels(pixels), params)
         return Perturbed(_check_pixels(out), {"name": self.name, "params": params}, encoded)
+
+    def replay_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        """Recorded ``params`` applied to a binary mask (uint8 or bool, (H, W), the size of the
+        image they were recorded on): aligned with :meth:`replay`'s pixels, same dtype."""
+        return self.apply_mask(_check_mask(mask), params)
+
+    def replay_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        """Recorded ``params`` applied to a backward flow (H, W, 2) ``(dy, dx)``; float32."""
+        return self.apply_flow(_check_flow(flow), params).astype(np.float32, copy=False)
 
     def config(self) -> Params:
         """The configuration (ranges unsampled), JSON-ready, for a dataset's description."""
@@ -396,6 +448,54 @@ def _resize(
     return _rgb(
         image.transform((width, height), Image.Transform.AFFINE, matrix, _FILTERS[resample])
     )
+
+
+def _mask_image(mask: np.ndarray) -> Image.Image:
+    """A mask as a Pillow ``L`` image, so that it is resampled by the very code (and pixel
+    geometry) that resamples the image; bool masks travel as 0/1."""
+    return Image.fromarray(np.ascontiguousarray(mask, dtype=np.uint8))
+
+
+def _mask_array(image: Image.Image, dtype: np.dtype) -> np.ndarray:
+    values = np.asarray(image, dtype=np.uint8)
+    return values != 0 if dtype == np.bool_ else values.copy()
+
+
+def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest neighbour (the input pixel under each output pixel's centre): no new values."""
+    if mask.shape == (height, width):
+        return mask.copy()
+    resized = _mask_image(mask).resize((width, height), Image.Resampling.NEAREST)
+    return _mask_array(resized, mask.dtype)
+
+
+def _linear_weights(coords: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Neighbours and weights of 1-D linear interpolation at ``coords`` (pixel indices);
+    positions beyond the edge take the edge value."""
+    coords = np.clip(coords, 0, size - 1)
+    low = np.floor(coords).astype(np.intp)
+    high = np.minimum(low + 1, size - 1)
+    return low, high, (coords - low).astype(np.float32)
+
+
+def _resize_flow(flow: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A flow resampled like an image resized to ``height`` x ``width``.
+
+    Output pixel ``u`` shows the input at ``T^-1(u) = (u + 0.5) / s - 0.5`` (pixel centres
+    line up, as in Pillow's resize), and a displacement of ``d`` input pixels spans ``s * d``
+    output pixels, so ``f'(u) = s * f(T^-1(u))`` per axis. The field is sampled bilinearly at
+    those points (warp flows are smooth; linear fields come out exact away from the border).
+    """
+    in_h, in_w = flow.shape[:2]
+    if (in_h, in_w) == (height, width):
+        return flow.copy()
+    scale_y, scale_x = height / in_h, width / in_w
+    y0, y1, wy = _linear_weights((np.arange(height) + 0.5) / scale_y - 0.5, in_h)
+    x0, x1, wx = _linear_weights((np.arange(width) + 0.5) / scale_x - 0.5, in_w)
+    rows = flow[y0] * (1 - wy)[:, None, None] + flow[y1] * wy[:, None, None]
+    out = rows[:, x0] * (1 - wx)[None, :, None] + rows[:, x1] * wx[None, :, None]
+    out *= np.array([scale_y, scale_x], dtype=np.float32)
+    return out.astype(np.float32, copy=False)
 
 
 _FILTER_ARG = {name: name for name in _FILTERS}
@@ -585,6 +685,12 @@ class Resize(Perturbation):
             params.get("reducing_gap"),
         )
 
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        return _resize_mask(mask, int(params["height"]), int(params["width"]))
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        return _resize_flow(flow, int(params["height"]), int(params["width"]))
+
 
 @dataclass(frozen=True)
 class LongSide(Perturbation):
@@ -610,6 +716,12 @@ class LongSide(Perturbation):
 
     def apply(self, pixels: np.ndarray, params: Params) -> np.ndarray:
         return _resize(pixels, int(params["height"]), int(params["width"]), params["filter"], True)
+
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        return _resize_mask(mask, int(params["height"]), int(params["width"]))
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        return _resize_flow(flow, int(params["height"]), int(params["width"]))
 
 
 @dataclass(frozen=True)
@@ -652,6 +764,14 @@ class Crop(Perturbation):
         if top < 0 or left < 0 or top + height > pixels.shape[0] or left + width > pixels.shape[1]:
             raise ValueError(f"crop box {params} does not fit an image of {pixels.shape[:2]}")
         return np.ascontiguousarray(pixels[top : top + height, left : left + width])
+
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        return self.apply(mask, params)  # indexing only: works on (H, W) as on (H, W, 3)
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        # Displacements are relative to each pixel and a crop moves the image and its original
+        # alike, so the vectors stay valid as they are.
+        return self.apply(flow, params)
 
 
 def largest_rotated_rect(width: int, height: int, degrees: float) -> tuple[int, int]:
@@ -697,23 +817,64 @@ class Rotate(Perturbation):
         return {"degrees": sample_value(self.degrees, rng), "mode": self.mode}
 
     def apply(self, pixels: np.ndarray, params: Params) -> np.ndarray:
-        degrees, mode = float(params["degrees"]), params["mode"]
-        rotated = _rgb(
-            _pil(pixels).rotate(
-                degrees, resample=Image.Resampling.BICUBIC, expand=mode == "expand", fillcolor=0
-            )
+        rotated = _rgb(_rotate(_pil(pixels), params, Image.Resampling.BICUBIC))
+        return _rotation_crop(rotated, pixels.shape[:2], params)
+
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        # Same Pillow geometry as the pixels, nearest neighbour; the corners that the image
+        # fills with black are 0 in the mask: no operation changed them.
+        rotated = _mask_array(
+            _rotate(_mask_image(mask), params, Image.Resampling.NEAREST), mask.dtype
         )
-        if mode != "crop":
-            return rotated
-        height, width = pixels.shape[:2]
-        rect_w, rect_h = largest_rotated_rect(width, height, degrees)
-        if degrees % 90 != 0:
-            # One pixel less on each side: the bicubic kernel mixes the black fill into the
-            # outermost interpolated pixels along the exact boundary.
-            rect_w, rect_h = rect_w - 2, rect_h - 2
-        rect_w, rect_h = max(1, min(rect_w, width)), max(1, min(rect_h, height))
-        top, left = (height - rect_h) // 2, (width - rect_w) // 2
-        return np.ascontiguousarray(rotated[top : top + rect_h, left : left + rect_w])
+        return _rotation_crop(rotated, mask.shape, params)
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        # Each component is resampled as a float image at the positions the pixels come from
+        # (bilinear; the filled corners get 0, i.e. no displacement, as the mask gets 0).
+        dy, dx = (
+            np.asarray(
+                _rotate(
+                    Image.fromarray(np.ascontiguousarray(flow[..., c], dtype=np.float32)),
+                    params,
+                    Image.Resampling.BILINEAR,
+                ),
+                dtype=np.float32,
+            )
+            for c in (0, 1)
+        )
+        # Pillow reads output pixel (x, y) from the input at L (x, y) + c, with
+        # L = [[cos, -sin], [sin, cos]] for a counter-clockwise angle on a y-down grid. A
+        # displacement f in the input is L^-1 f = L^T f in the output.
+        angle = math.radians(float(params["degrees"]))
+        cos, sin = np.float32(math.cos(angle)), np.float32(math.sin(angle))
+        rotated = np.stack((cos * dy - sin * dx, cos * dx + sin * dy), axis=-1)
+        return _rotation_crop(rotated, flow.shape[:2], params)
+
+
+def _rotate(image: Image.Image, params: Params, resample: Image.Resampling) -> Image.Image:
+    """Pillow's rotation about the centre, black (0) outside the rotated input."""
+    return image.rotate(
+        float(params["degrees"]),
+        resample=resample,
+        expand=params["mode"] == "expand",
+        fillcolor=0,
+    )
+
+
+def _rotation_crop(rotated: np.ndarray, shape: tuple[int, ...], params: Params) -> np.ndarray:
+    """In ``crop`` mode, the centred rectangle of a rotated array that holds no fill."""
+    if params["mode"] != "crop":
+        return rotated
+    degrees = float(params["degrees"])
+    height, width = shape[:2]
+    rect_w, rect_h = largest_rotated_rect(width, height, degrees)
+    if degrees % 90 != 0:
+        # One pixel less on each side: the bicubic kernel mixes the black fill into the
+        # outermost interpolated pixels along the exact boundary.
+        rect_w, rect_h = rect_w - 2, rect_h - 2
+    rect_w, rect_h = max(1, min(rect_w, width)), max(1, min(rect_h, height))
+    top, left = (height - rect_h) // 2, (width - rect_w) // 2
+    return np.ascontiguousarray(rotated[top : top + rect_h, left : left + rect_w])
 
 
 # --- colour -------------------------------------------------------------------------------------
@@ -843,6 +1004,16 @@ class Chain(Perturbation):
             pixels, encoded = step.run(pixels, record["params"])
         return pixels, encoded
 
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        for record in params["steps"]:
+            mask = _instance(record["name"]).apply_mask(mask, record["params"])
+        return mask
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        for record in params["steps"]:
+            flow = _instance(record["name"]).apply_flow(flow, record["params"])
+        return flow
+
     def config(self) -> Params:
         return {"name": self.name, "steps": [step.config() for step in self.steps]}
 
@@ -915,6 +1086,12 @@ class Social(Perturbation):
     def run(self, pixels: np.ndarray, params: Params) -> tuple[np.ndarray, Encoded | None]:
         return Chain().run(pixels, params)
 
+    def apply_mask(self, mask: np.ndarray, params: Params) -> np.ndarray:
+        return Chain().apply_mask(mask, params)
+
+    def apply_flow(self, flow: np.ndarray, params: Params) -> np.ndarray:
+        return Chain().apply_flow(flow, params)
+
     def config(self) -> Params:
         return {"name": self.name, "preset": self.preset, "spec": SOCIAL_PRESETS[self.preset]}
 
@@ -977,6 +1154,16 @@ def parse_spec(spec: str) -> Chain:
 def replay(pixels: np.ndarray, record: Mapping[str, Any]) -> Perturbed:
     """Apply a record ``{"name": ..., "params": ...}`` (from :attr:`Perturbed.record`) again."""
     return _instance(str(record["name"])).replay(pixels, dict(record["params"]))
+
+
+def replay_mask(mask: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
+    """A record's params applied to a binary mask of the image it was recorded on."""
+    return _instance(str(record["name"])).replay_mask(mask, dict(record["params"]))
+
+
+def replay_flow(flow: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
+    """A record's params applied to a backward flow (H, W, 2) ``(dy, dx)`` of that image."""
+    return _instance(str(record["name"])).replay_flow(flow, dict(record["params"]))
 
 
 def spec_help() -> str:

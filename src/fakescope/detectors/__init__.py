@@ -16,6 +16,11 @@ from fakescope.errors import ModelError
 
 _BUILTIN: dict[str, str] = {
     "spectral": "fakescope.detectors.spectral.detector:SpectralDetector",
+    "npr": "fakescope.detectors.npr.detector:NPRDetector",
+    "frequency": "fakescope.detectors.frequency.detector:FrequencyDetector",
+    "fusion": "fakescope.fusion.stacking:FusedDetector",
+    "clip-probe": "fakescope.detectors.clip_probe.detector:ClipProbeDetector",
+    "universal-cnn": "fakescope.detectors.universal_cnn.detector:UniversalCNNDetector",
 }
 _registry: dict[str, str] = dict(_BUILTIN)
 _entry_points_loaded = False

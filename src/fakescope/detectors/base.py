@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -34,13 +34,24 @@ class Detector(BaseEstimator, ABC):
     name: ClassVar[str] = ""
     #: Images with a side shorter than this are refused before scoring.
     min_image_side: ClassVar[int] = 1
+    #: How :meth:`save` stores the arrays: ``"npz"`` or ``"safetensors"`` (never pickles).
+    weights_format: ClassVar[str] = "npz"
 
     def check_params(self) -> None:
         """Raise ValueError for invalid hyper-parameters, before any data is touched."""
 
     @abstractmethod
-    def fit(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> Self:
-        """Learn from images with labels 0 (real) and 1 (fake)."""
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        labels: Sequence[int],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Self:
+        """Learn from images with labels 0 (real) and 1 (fake).
+
+        ``on_progress(done, total)`` is called as training advances, by detectors whose
+        training takes long enough to be worth a progress bar; others may ignore it.
+        """
 
     @abstractmethod
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
@@ -70,18 +81,19 @@ class Detector(BaseEstimator, ABC):
         return {}
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and ``weights.npz`` into ``directory`` (created if needed)."""
+        """Write ``config.json`` and the weights (``.npz`` or ``.safetensors``) to ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         weights = self._weights()
+        weights_file = f"weights.{self.weights_format}"
         config = {
             "format_version": FORMAT_VERSION,
             "detector": self.name,
             "params": _jsonable(self.get_params(deep=False)),
             "state": _jsonable(self._state()),
-            "weights": "weights.npz",
+            "weights": weights_file,
         }
-        np.savez(directory / "weights.npz", **weights)
+        write_weights(directory / weights_file, weights)
         (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         return directory
 
@@ -98,14 +110,39 @@ class Detector(BaseEstimator, ABC):
             detector.check_params()
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{directory}: invalid detector parameters: {exc}") from exc
-        weights_path = Path(directory) / config.get("weights", "weights.npz")
-        try:
-            with np.load(weights_path, allow_pickle=False) as archive:
-                weights = {key: archive[key] for key in archive.files}
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"cannot read weights {weights_path}: {exc}") from exc
+        weights_name = str(config.get("weights", "weights.npz"))
+        if Path(weights_name).name != weights_name:  # a config must not point outside its folder
+            raise ModelError(f"{directory}: weights file {weights_name!r} is not a plain name")
+        weights = read_weights(Path(directory) / weights_name)
         detector._set_weights(weights, config.get("state", {}))
         return detector
+
+
+def write_weights(path: Path, weights: dict[str, np.ndarray]) -> None:
+    """Save named arrays as ``.npz`` or ``.safetensors``, chosen by the file's suffix."""
+    if path.suffix == ".safetensors":
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(path))
+    else:
+        np.savez(path, **weights)
+
+
+def read_weights(path: Path) -> dict[str, np.ndarray]:
+    """Load named arrays written by :func:`write_weights`; pickles are never accepted."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import SafetensorError
+            from safetensors.numpy import load_file
+
+            try:
+                return load_file(str(path))
+            except SafetensorError as exc:
+                raise ValueError(str(exc)) from exc
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read weights {path}: {exc}") from exc
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from itertools import islice
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +89,7 @@ def _score_together(
     for (position, image), score, verdict, extra in zip(
         loaded, scores, verdicts, evidence, strict=True
     ):
+        detectors, extra = detector_scores(name, float(score), extra)
         rows.append(
             (
                 position,
@@ -96,9 +98,28 @@ def _score_together(
                     sha256=image.sha256,
                     score=round(float(score), 6),
                     verdict=verdict,
-                    detectors={name: round(float(score), 6)},
+                    detectors=detectors,
                     evidence={**image.metadata.to_evidence(), **extra},
                 ),
             )
         )
     return rows
+
+
+def detector_scores(
+    name: str, score: float, evidence: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """The per-detector scores of one image, and its evidence without them.
+
+    A model made of several detectors (a fusion) reports each member's score in its evidence
+    under ``detector_scores``; they move to ``ScanResult.detectors``, next to the model's own
+    score under the detector's name, so a user sees which member fired. The model's own score
+    wins a name clash: it is the one the verdict is based on.
+    """
+    detectors = {name: round(score, 6)}
+    members = evidence.get("detector_scores")
+    if not isinstance(members, dict):
+        return detectors, evidence
+    for member, member_score in members.items():
+        detectors.setdefault(str(member), round(float(member_score), 6))
+    return detectors, {key: value for key, value in evidence.items() if key != "detector_scores"}

@@ -6,15 +6,14 @@ parameters, and extra masks or a flow where the kind has them). :data:`FORGERIES
 used on the command line (``fakescope data forge --kind NAME``) to its entry; nothing dispatches
 on names anywhere else.
 
-Adding a kind (e.g. a learned inpainter from the generator zoo) means writing its module and
-adding one entry here, with ``ensure_available`` checking its own dependencies (torch, weights)
-so that a missing one is reported before a batch starts:
-
-    FORGERIES["inpaint-lama"] = ForgeryKind("inpaint-lama", forge_inpaint_lama, "...",
-                                            ensure_available=require_torch)
+Adding a kind means writing its module and adding one entry here, with ``ensure_available``
+checking its own dependencies (torch, weights) so that a missing one is reported before a batch
+starts. ``inpaint-learned`` is one: it fills the region with the generator zoo's ``inpaint-net``,
+and its ``ensure_available`` wants torch and a trained model installed with
+:func:`~fakescope.data.forge.inpaint_learned.use_inpainter` (the CLI trains or loads it first).
 
 :mod:`fakescope.data.forge.build` turns a folder of real images into a dataset with them.
-Importing this package does not import OpenCV; the kinds import it when they run.
+Importing this package imports neither OpenCV nor torch; the kinds import them when they run.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from fakescope.data.forge.base import (
 )
 from fakescope.data.forge.copymove import forge_copymove
 from fakescope.data.forge.inpaint import forge_inpaint
+from fakescope.data.forge.inpaint_learned import forge_inpaint_learned, require_inpainter
 from fakescope.data.forge.splice import forge_splice
 from fakescope.data.forge.warp import forge_warp
 
@@ -45,6 +45,12 @@ FORGERIES: dict[str, ForgeryKind] = {
         ),
         ForgeryKind("inpaint", forge_inpaint, "fill a removed region (OpenCV Telea or NS)"),
         ForgeryKind("warp", forge_warp, "liquify-like smooth local flow (push, swirl, pinch)"),
+        ForgeryKind(
+            "inpaint-learned",
+            forge_inpaint_learned,
+            "fill a removed region with a learned inpainter (the zoo's inpaint-net)",
+            ensure_available=require_inpainter,
+        ),
     )
 }
 

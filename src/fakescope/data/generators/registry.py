@@ -86,6 +86,14 @@ GENERATORS: dict[str, GeneratorEntry] = {
         "unconditional",
         "unconditional DCGAN, 64x64 samples from latent vectors",
     ),
+    "inpaint-net": GeneratorEntry(
+        "fakescope.data.generators.inpainter",
+        "InpaintNet",
+        # Image-to-image with a mask argument: generate(tiles, seed, masks=None) fills the
+        # masks (default: one seeded hole per tile), so `data synth` runs it like the others.
+        "image-to-image",
+        "gated-convolution inpainter (DeepFill v2 style): fills holes, the rest untouched",
+    ),
     "processed-real": GeneratorEntry(
         "fakescope.data.generators.processed",
         "ProcessedReal",

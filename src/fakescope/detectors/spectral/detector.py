@@ -9,7 +9,7 @@ Works with very few labels: the model has ``n_features + 1`` parameters and a st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -63,7 +63,12 @@ class SpectralDetector(Detector):
         return AzimuthalSpectrum(self.n_features, self.fft_workers).transform(images)
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, images: Sequence[np.ndarray], labels: Sequence[int]) -> Self:
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        labels: Sequence[int],
+        on_progress: Callable[[int, int], None] | None = None,  # fast: no progress to report
+    ) -> Self:
         self.check_params()
         y = check_images_labels(images, labels)
         return self.fit_features(self.transform(images), y)

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.svm import LinearSVC
 
+from fakescope.detectors.head_state import restore_state
 from fakescope.errors import ModelError
 
 
@@ -48,21 +49,15 @@ class Head(ABC):
         cls, arrays: Mapping[str, np.ndarray], scalars: Mapping[str, Any], n_features: int
     ) -> Self:
         head = cls()
-        for key in cls.array_keys:
-            if key not in arrays:
-                raise ModelError(f"spectral {cls.name} weights lack the array {key!r}")
-            value = np.asarray(arrays[key], dtype=np.float64)
-            if not np.isfinite(value).all():
-                raise ModelError(f"spectral {cls.name} array {key!r} holds non-finite values")
-            setattr(head, key, value)
-        for key in cls.scalar_keys:
-            try:
-                value = float(scalars[key])
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ModelError(f"spectral {cls.name} state lacks a numeric {key!r}") from exc
-            if not np.isfinite(value):
-                raise ModelError(f"spectral {cls.name} state {key!r} is not finite")
-            setattr(head, key, value)
+        restore_state(
+            head,
+            f"spectral {cls.name}",
+            arrays,
+            cls.array_keys,
+            scalars,
+            cls.scalar_keys,
+            dtype=np.float64,
+        )
         head.check_shapes(n_features)
         return head
 
