@@ -6,3 +6,10 @@
 
 Importing this package does not import torch; its modules do.
 """
+
+# Architecture limits that hyper-parameter checks need without importing torch (the detector
+# registry creates and validates detectors on machines without it).
+#: Largest binomial filter BlurPool supports.
+MAX_FILTER_SIZE = 7
+#: Number of entries of ``MobileNetV2.features`` (stem, 17 inverted residuals, last 1x1 conv).
+N_FEATURE_BLOCKS = 19

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-MAX_FILTER_SIZE = 7
+from fakescope.nn import MAX_FILTER_SIZE
 
 
 def binomial_kernel(size: int) -> torch.Tensor:

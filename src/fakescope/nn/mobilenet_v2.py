@@ -35,8 +35,6 @@ INVERTED_RESIDUAL_SETTING = (
     (6, 160, 3, 2),
     (6, 320, 1, 1),
 )
-#: Number of entries of ``MobileNetV2.features`` (stem, 17 inverted residuals, last 1x1 conv).
-N_FEATURE_BLOCKS = 19
 FEATURE_DIM = 1280
 
 

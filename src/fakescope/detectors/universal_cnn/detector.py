@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Self
 
 from fakescope.detectors.torch_detector import TorchDetector
 from fakescope.errors import ModelError
+from fakescope.nn import MAX_FILTER_SIZE, N_FEATURE_BLOCKS
 from fakescope.nn.preprocess import IMAGENET, InputConfig
 
 if TYPE_CHECKING:
@@ -107,8 +108,6 @@ class UniversalCNNDetector(TorchDetector):
         self.threads = threads
 
     def check_params(self) -> None:
-        from fakescope.nn.blurpool import MAX_FILTER_SIZE
-        from fakescope.nn.mobilenet_v2 import N_FEATURE_BLOCKS
 
         super().check_params()
         if not 0 <= int(self.freeze_blocks) <= N_FEATURE_BLOCKS:
