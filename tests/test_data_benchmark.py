@@ -22,13 +22,12 @@ from fakescope.cli.data_benchmark import split_list
 from fakescope.cli.main import app
 from fakescope.data import sources
 from fakescope.data.benchmark import (
-    MIN_SAMPLE_SPREAD,
     BenchmarkError,
     BenchmarkPlan,
     assign_roles,
     build_benchmark,
+    check_samples,
     plan_photos,
-    sample_spread,
     water_fill,
 )
 from fakescope.data.layout import discover_dataset, group_reals
@@ -270,15 +269,19 @@ def test_roles_follow_scenes_and_need_generator_and_source(photo_cache) -> None:
         assign_roles(photos[:1], 0, 0.2, 0.3)
 
 
-def test_sample_spread_finds_collapsed_samples(tmp_path: Path) -> None:
+def test_sample_check_finds_failed_gan_runs(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     same = natural_like(rng, 32)
     for index in range(3):
         Image.fromarray(same).save(tmp_path / f"same{index}.png")
         Image.fromarray(natural_like(rng, 32)).save(tmp_path / f"varied{index}.png")
-    assert sample_spread(sorted(tmp_path.glob("same*.png"))) == 0.0
-    assert sample_spread(sorted(tmp_path.glob("varied*.png"))) > MIN_SAMPLE_SPREAD
-    assert sample_spread([tmp_path / "same0.png"]) == 0.0
+        noise = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(tmp_path / f"noise{index}.png")
+    alike = check_samples(sorted(tmp_path.glob("same*.png")))
+    assert alike["spread"] == 0.0 and "alike" in alike["failed"]
+    assert "noise" in check_samples(sorted(tmp_path.glob("noise*.png")))["failed"]
+    assert check_samples(sorted(tmp_path.glob("varied*.png")))["failed"] == ""
+    assert check_samples([tmp_path / "same0.png"])["failed"]
 
 
 def test_water_fill() -> None:

@@ -32,12 +32,19 @@ def _plain(output: str) -> str:
     return " ".join(output.replace("\u2502", " ").split())
 
 
-def tiny(steps: int = 3) -> Any:
+def tiny(steps: int = 3, adversarial_weight: float = 0.0) -> Any:
     """An inpainter small enough to train in a fraction of a second (one thread)."""
     from fakescope.data.generators.inpainter import InpainterConfig, InpainterOptions
 
     config = InpainterConfig(width=4, dilated=1, disc_features=4)
-    options = InpainterOptions(steps=steps, batch_size=2, crop=32, threads=1)
+    options = InpainterOptions(
+        steps=steps,
+        batch_size=2,
+        crop=32,
+        threads=1,
+        adversarial_weight=adversarial_weight,
+        adversarial_start=0.5,
+    )
     return create_generator("inpaint-net", config=config, options=options)
 
 
@@ -124,6 +131,17 @@ def test_training_is_seeded_and_cached(tiles: np.ndarray, tmp_path: Path) -> Non
     other_seed = tiny()
     assert other_seed.fit_cached(tiles, seed=2, cache_dir=tmp_path).path != cache.path
     assert not all(np.array_equal(_weights(other_seed)[k], reference[k]) for k in reference)
+
+
+def test_the_optional_discriminator_trains_deterministically(tiles: np.ndarray) -> None:
+    pytest.importorskip("torch")
+    first, second = tiny(steps=2, adversarial_weight=0.1), tiny(steps=2, adversarial_weight=0.1)
+    log = first.fit(tiles, seed=0)
+    second.fit(tiles, seed=0)
+    assert set(log.losses) == {"l1_hole", "l1_valid", "adv", "disc"}  # step 2 is adversarial
+    assert set(first.saved_modules()) == {"inpainter"}  # the discriminator is not saved
+    reference, weights = _weights(first), _weights(second)
+    assert all(np.array_equal(weights[k], reference[k]) for k in reference)
 
 
 def test_inpainting_changes_only_the_masked_pixels(trained: Any, tiles: np.ndarray) -> None:
@@ -213,6 +231,20 @@ def test_cli_trains_once_then_forges_from_the_cache(tmp_path: Path) -> None:
     meta = json.loads((tmp_path / "dir" / rows[0].params).read_text())
     assert meta["params"]["model"]["origin"] == "generator-dir"
     assert meta["params"]["model"]["fingerprint"] == fingerprint
+
+
+def test_a_saved_model_without_its_training_photos_has_unknown_overlap(
+    trained: Any, tmp_path: Path
+) -> None:
+    from fakescope.data.forge.inpaint_learned import prepare_inpainter
+    from fakescope.data.manifest import file_sha256
+
+    folder = trained.save(tmp_path / "model")  # saved by hand: no fingerprint, no photo list
+    photos = _write_photos(tmp_path / "in", n=2)
+    description = prepare_inpainter(photos, generator_dir=folder).description
+    assert description["origin"] == "generator-dir" and description["fingerprint"] is None
+    assert description["overlapping_photo_ids"] is None  # unknown, not "none"
+    assert description["weights_sha256"] == file_sha256(folder / "model.safetensors")
 
 
 def test_cli_rejects_model_options_that_do_not_apply(tmp_path: Path) -> None:

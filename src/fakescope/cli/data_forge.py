@@ -234,5 +234,10 @@ def _model_context(
             f"[dim]note: the inpainter trained on {len(overlap)} of the photos it forges "
             "(recorded in each forgery's meta; --train-from with other photos avoids it)[/dim]"
         )
+    elif overlap is None:
+        bar.console.print(
+            "[dim]note: the model folder does not list its training photos, so whether they "
+            "overlap the forged ones is unknown (overlapping_photo_ids: null)[/dim]"
+        )
     with use_inpainter(inpainter):
         yield

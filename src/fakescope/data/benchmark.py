@@ -30,8 +30,8 @@ The steps, each a call into the library (never the CLI), in this order:
    :mod:`fakescope.data.layout` pairs those reals with that family only (audit, ``eval``), and
    the number of matched reals makes the share of small images the same in both classes overall,
    so size gives the label away neither per family nor overall. Samples borrow the JPEG history
-   of a training tile. A collapsed run (every sample nearly the same image, which DCGAN does on
-   some seeds) is retrained with the next seed, at most ``collapse_retries`` times.
+   of a training tile. A failed run (all samples alike, or noise: DCGAN does either on some
+   seeds) is retrained with the next seed, at most ``collapse_retries`` times.
 8. **audit**: :func:`fakescope.data.audit.audit_dataset` on the benchmark (``audit.json``);
    when a variable is flagged, :func:`~fakescope.data.audit.debias_dataset` writes a JPEG96 copy
    next to it (sizes kept: they are balanced by construction, and one square crop would either
@@ -112,10 +112,15 @@ BENCHMARK_TRAIN_STEPS: dict[str, int] = {
     "inpaint-net": 600,
 }
 INPAINTER = "inpaint-net"  # the model behind the inpaint-learned forgery kind
-# Mean per-pixel standard deviation across an unconditional family's samples (0-255) below
-# which the run counts as collapsed: collapsed DCGAN runs measured 1.3-1.5 (every sample the
-# same noise image), working ones 12-28.
+# A failed GAN run is told from its samples (measured on DCGAN runs with the benchmark's tiles):
+# - every sample the same image: the mean per-pixel standard deviation across samples (0-255)
+#   was 1.3-1.5 for such runs, 12-28 for working ones;
+# - samples that are unstructured noise: the median over samples of the mean absolute
+#   difference between neighbouring pixels divided by the sample's standard deviation was
+#   1.02-1.09 for noise (1.13 for white noise), 0.55-0.71 for the zoo's colour blobs and 0.20
+#   for 64-px photo crops (95th percentile 0.49).
 MIN_SAMPLE_SPREAD = 4.0
+MAX_SAMPLE_ROUGHNESS = 0.9
 ROLES: tuple[str, ...] = ("generator", "source", "heldout")
 GENERATED_ROLE = "generated"  # photo ids of unconditional samples: no photo behind them
 REAL_GROUP = "real"
@@ -163,7 +168,7 @@ class BenchmarkPlan:
     train_steps: int | None = None  # every generator; None: BENCHMARK_TRAIN_STEPS
     heldout_fraction: float = 0.2
     generator_fraction: float = 0.3
-    collapse_retries: int = 2  # unconditional GANs: retrain a collapsed run with seed + 1, ...
+    collapse_retries: int = 2  # unconditional GANs: retrain a failed run with seed + 1, ...
     threshold: float = 0.6  # audit flag
     debias_quality: int = 96
 
@@ -237,6 +242,7 @@ class BenchmarkPlan:
             params = {"count": self.fakes_per_family, "train_steps": self.steps_for(name)}
             if _generator_kind(name) == "unconditional":
                 params["collapse_retries"] = self.collapse_retries
+                params["sample_check"] = [MIN_SAMPLE_SPREAD, MAX_SAMPLE_ROUGHNESS]
             return params
         if kind == "control":
             return {"count": self.fakes_per_family}
@@ -822,9 +828,9 @@ class _Builder:
 
         staging = self.out / STAGING_NAME / family
         attempts: list[dict[str, Any]] = []
-        # GAN training is fragile: on some data and seeds the discriminator wins and every
-        # sample is the same noise image. A collapsed run is retrained with the next seed
-        # (seed + 1, ...), so the outcome stays a function of the plan; attempts are recorded.
+        # GAN training is fragile: on some data and seeds the discriminator wins and the samples
+        # are noise, or all alike. Such a run is retrained with the next seed (seed + 1, ...),
+        # so the outcome stays a function of the plan; every attempt is recorded.
         for attempt in range(self.plan.collapse_retries + 1):
             seed = self.plan.seed + attempt
             _remove(staging)
@@ -834,13 +840,12 @@ class _Builder:
             report = synthesize(
                 self.out / "real" / "source", staging, options, self._events(family)
             )
-            spread = sample_spread(sorted((staging / "fake" / family).glob("*.png")))
-            attempts.append({"seed": seed, "sample_spread": round(spread, 2)})
-            if spread >= MIN_SAMPLE_SPREAD:
+            check = check_samples(sorted((staging / "fake" / family).glob("*.png")))
+            attempts.append({"seed": seed, **check})
+            if not check["failed"]:
                 break
             self.log(
-                f"{family}: seed {seed} collapsed (samples differ by {spread:.1f}/255 on "
-                f"average, under {MIN_SAMPLE_SPREAD}); "
+                f"{family}: seed {seed} failed ({check['failed']}); "
                 + (
                     "retrying with the next seed"
                     if attempt < self.plan.collapse_retries
@@ -873,7 +878,7 @@ class _Builder:
             "matched_reals": len(reals),
             "train_seed": attempts[-1]["seed"],
             "attempts": attempts,
-            "collapsed": attempts[-1]["sample_spread"] < MIN_SAMPLE_SPREAD,
+            "collapsed": bool(attempts[-1]["failed"]),
         }
 
     def _matched_reals(self, family: str, side: int, n_samples: int) -> list[ManifestRow]:
@@ -1186,6 +1191,22 @@ def _auc_table(audit: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _gan_attempt_lines(steps: dict[str, Any]) -> list[str]:
+    """One line per unconditional family: its training seed and the failed attempts before."""
+    lines = []
+    for name, step in steps.items():
+        attempts = step.get("attempts")
+        if not attempts:
+            continue
+        line = f"- `{name.split(':', 1)[1]}` trained with seed {step['train_seed']}"
+        for attempt in attempts[:-1]:
+            line += f"; seed {attempt['seed']} failed the sample check ({attempt['failed']})"
+        if step["collapsed"]:
+            line += f"; **its samples fail the check too** ({attempts[-1]['failed']})"
+        lines.append(line + ".")
+    return lines
+
+
 def render_readme(summary: dict[str, Any]) -> str:
     """``README.md`` of a benchmark folder, from its summary."""
     counts = summary["counts"]
@@ -1214,23 +1235,7 @@ def render_readme(summary: dict[str, Any]) -> str:
         + " (generators); "
         + ", ".join(f"{kind} {n}" for kind, n in counts["forgeries"].items())
         + " (forgeries, masks under `masks/<kind>/`, warp flows under `flow/warp/`).",
-        *(
-            f"- `{name.split(':', 1)[1]}` trained with seed {step['train_seed']}"
-            + (
-                f" after {len(step['attempts']) - 1} collapsed attempt(s) (seeds "
-                + ", ".join(str(a["seed"]) for a in step["attempts"][:-1])
-                + ")"
-                if len(step["attempts"]) > 1
-                else ""
-            )
-            + (
-                ": **its samples are collapsed** (all nearly the same image)."
-                if step["collapsed"]
-                else "."
-            )
-            for name, step in summary["steps"].items()
-            if "attempts" in step
-        ),
+        *_gan_attempt_lines(summary["steps"]),
         "- Image-to-image fakes (`fake/<family>/`) are made from `source` tiles and carry their "
         "source photo's JPEG history; unconditional samples (`<family>/1_fake/`) are smaller "
         "than the tiles and are paired with real crops of their size (`<family>/0_real/`).",
@@ -1309,18 +1314,37 @@ def render_readme(summary: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- file helpers
 
 
-def sample_spread(paths: Sequence[Path]) -> float:
-    """Mean over pixels of the standard deviation across images (0-255); 0 for fewer than 2.
+def check_samples(paths: Sequence[Path]) -> dict[str, Any]:
+    """Whether a GAN's samples show a failed run: all alike, or unstructured noise.
 
-    Small when every sample is (nearly) the same image: a collapsed GAN.
+    ``spread``: mean over pixels of the standard deviation across samples (0-255);
+    ``roughness``: median over samples of the mean absolute difference between neighbouring
+    pixels (grey) over the sample's standard deviation. ``failed`` says what failed, or is "".
     """
     if len(paths) < 2:
-        return 0.0
+        return {"spread": 0.0, "roughness": 0.0, "failed": "fewer than 2 samples"}
     stack = []
     for path in paths:
         with Image.open(path) as image:
             stack.append(np.asarray(image.convert("RGB"), dtype=np.float32))
-    return float(np.stack(stack).std(axis=0).mean())
+    samples = np.stack(stack)
+    spread = float(samples.std(axis=0).mean())
+    grey = samples.mean(axis=3)
+    steps = (
+        np.abs(np.diff(grey, axis=1)).mean(axis=(1, 2))
+        + np.abs(np.diff(grey, axis=2)).mean(axis=(1, 2))
+    ) / 2
+    roughness = float(np.median(steps / (grey.std(axis=(1, 2)) + 1e-6)))
+    failed = []
+    if spread < MIN_SAMPLE_SPREAD:
+        failed.append(f"samples alike: spread {spread:.1f} < {MIN_SAMPLE_SPREAD}")
+    if roughness > MAX_SAMPLE_ROUGHNESS:
+        failed.append(f"samples are noise: roughness {roughness:.2f} > {MAX_SAMPLE_ROUGHNESS}")
+    return {
+        "spread": round(spread, 2),
+        "roughness": round(roughness, 3),
+        "failed": "; ".join(failed),
+    }
 
 
 def _training_log(folder: Path) -> dict[str, Any]:

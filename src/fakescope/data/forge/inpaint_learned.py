@@ -19,8 +19,9 @@ default the ``--from`` photos themselves) through the zoo's fingerprinted cache,
 run trains (minutes) and later runs with the same photos and options load it. Every forgery's
 parameters record the model: fingerprint, SHA-256 of its weights file, config, options, seed
 and which photos it trained on (``overlapping_photo_ids``: trained-on photos that are also
-forged; a fill is new content whatever the model saw, so the mask stays exact either way, but
-a study that wants unseen photos passes ``--train-from`` with other photos).
+forged, ``null`` when a loaded folder does not list its training photos; a fill is new
+content whatever the model saw, so the mask stays exact either way, but a study that wants
+unseen photos passes ``--train-from`` with other photos).
 """
 
 from __future__ import annotations
@@ -234,7 +235,10 @@ def _describe(
     from fakescope.data.generators.base import WEIGHTS_NAME
     from fakescope.data.manifest import file_sha256
 
-    trained_on = set((training or {}).get("train_photo_ids") or [])
+    # None when the folder does not say which photos trained it (a model saved by `data
+    # synth` or by hand): the overlap is then unknown, which is not the same as none.
+    trained_on = (training or {}).get("train_photo_ids")
+    overlap = None if trained_on is None else sorted(set(trained_on) & targets)
     return {
         "generator": GENERATOR,
         "fingerprint": key,
@@ -247,7 +251,7 @@ def _describe(
         "seed": model.seed,
         "torch": torch.__version__,
         "training": training,
-        "overlapping_photo_ids": sorted(trained_on & targets),
+        "overlapping_photo_ids": overlap,
     }
 
 
