@@ -117,7 +117,7 @@ INPAINTER = "inpaint-net"  # the model behind the inpaint-learned forgery kind
 #   was 1.3-1.5 for such runs, 12-28 for working ones;
 # - samples that are unstructured noise: the median over samples of the mean absolute
 #   difference between neighbouring pixels divided by the sample's standard deviation was
-#   1.02-1.09 for noise (1.13 for white noise), 0.55-0.71 for the zoo's colour blobs and 0.20
+#   1.02-1.09 for noise (1.13 for white noise), 0.50-0.71 for the zoo's colour blobs and 0.20
 #   for 64-px photo crops (95th percentile 0.49).
 MIN_SAMPLE_SPREAD = 4.0
 MAX_SAMPLE_ROUGHNESS = 0.9
@@ -491,7 +491,8 @@ class _Builder:
                     f"({json.dumps(recorded)}); build into a new folder"
                 )
         elif self.out.is_dir() and any(
-            entry.name not in _OWN_FILES and entry.name != STAGING_NAME
+            # Hidden entries are the staging folder and temporary files of an interrupted run.
+            entry.name not in _OWN_FILES and not entry.name.startswith(".")
             for entry in self.out.iterdir()
         ):
             raise BenchmarkError(
