@@ -201,23 +201,46 @@ class TorchDetector(Detector):
         )
         return self
 
-    def predict_logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Logits of *fake*, shape (n,): centre crops, batched by shape."""
+    def forward_batches(
+        self,
+        images: Sequence[np.ndarray],
+        forward: Callable[[torch.Tensor], Sequence[torch.Tensor]],
+    ) -> list[np.ndarray]:
+        """Run ``forward`` on the centre crops, batched by shape, under inference mode.
+
+        ``forward`` maps a normalised batch to a sequence of per-image tensors (first axis =
+        batch); the result holds one float64 array per output, rows in input order. Subclasses
+        that report more than the logit (per-stream parts, band energies) use this instead of
+        repeating the crop-batch-normalise loop.
+        """
         import torch
 
-        backend = getattr(self, "onnx_backend_", None)
-        if backend is not None:
-            return backend.predict_logits(images)
-        network = self._network()
+        self._network()  # fail with NotFittedError before any work
         self._set_threads()
         config = self.input_config()
         crops = [config.centre_crop(img) for img in images]
-        logits = np.empty(len(crops), dtype=np.float64)
+        outputs: list[np.ndarray] | None = None
         with torch.inference_mode():
             for indices, batch in batches_by_shape(crops, int(self.batch_size)):
-                out = network(torch.from_numpy(config.normalise(batch))).reshape(-1)
-                logits[indices] = out.double().numpy()
-        return logits
+                results = forward(torch.from_numpy(config.normalise(batch)))
+                if outputs is None:
+                    outputs = [
+                        np.empty((len(crops), *r.shape[1:]), dtype=np.float64) for r in results
+                    ]
+                for output, result in zip(outputs, results, strict=True):
+                    output[indices] = result.double().numpy()
+        return outputs if outputs is not None else []
+
+    def predict_logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """Logits of *fake*, shape (n,): centre crops, batched by shape."""
+        backend = getattr(self, "onnx_backend_", None)
+        if backend is not None:
+            return backend.predict_logits(images)
+        if not len(images):
+            self._network()
+            return np.empty(0, dtype=np.float64)
+        network = self._network()
+        return self.forward_batches(images, lambda batch: [network(batch).reshape(-1)])[0]
 
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         from scipy.special import expit

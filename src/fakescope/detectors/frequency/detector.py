@@ -22,7 +22,7 @@ import numpy as np
 
 from fakescope.detectors.torch_detector import ProgressCallback, TorchDetector
 from fakescope.errors import ImageTooSmallError
-from fakescope.nn.preprocess import InputConfig, batches_by_shape
+from fakescope.nn.preprocess import InputConfig
 
 if TYPE_CHECKING:
     import torch
@@ -140,26 +140,20 @@ class FrequencyDetector(TorchDetector):
         three add up to ``frequency_logit`` (the fusion is one linear layer). ``dct_energy_share``:
         the fraction of the crop's non-DC DCT energy in F3-Net's fixed low/mid/high bands.
         """
-        import torch
         from scipy.special import expit
 
         from fakescope.detectors.frequency.network import FAD_BANDS
 
         self._require_size(images)
         network = self._network()
-        self._set_threads()
-        config = self.input_config()
-        crops = [config.centre_crop(img) for img in images]
-        logits = np.empty(len(crops), dtype=np.float64)
-        parts = np.empty((len(crops), 3), dtype=np.float64)
-        shares = np.empty((len(crops), len(FAD_BANDS)), dtype=np.float64)
-        with torch.inference_mode():
-            for indices, batch in batches_by_shape(crops, int(self.batch_size)):
-                inputs = torch.from_numpy(config.normalise(batch))
-                batch_logits, batch_parts = network.forward_with_streams(inputs)
-                logits[indices] = batch_logits.double().numpy()
-                parts[indices] = batch_parts.double().numpy()
-                shares[indices] = network.fad.band_energy_share(inputs).double().numpy()
+        if not len(images):
+            return np.empty(0), []
+
+        def streams(inputs: torch.Tensor) -> list[torch.Tensor]:
+            batch_logits, batch_parts = network.forward_with_streams(inputs)
+            return [batch_logits, batch_parts, network.fad.band_energy_share(inputs)]
+
+        logits, parts, shares = self.forward_batches(images, streams)
         evidence = [
             {
                 "frequency_logit": round(float(logit), 4),
