@@ -25,7 +25,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -35,56 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from fakescope.data.benchmark_splits import (
+    FORGERIES,
+    UNCONDITIONAL,
+    centre_crop,
+    decode,
+    images_in,
+    photo_of,
+    read_roles,
+    split_photos,
+)
 from fakescope.detectors import create
-from fakescope.errors import InputError
 from fakescope.evaluation.metrics import binary_metrics
-from fakescope.io.image import load_image
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
-UNCONDITIONAL = "dcgan"  # stored as <family>/0_real + <family>/1_fake (different size)
-FORGERIES = {"splice", "copymove", "inpaint", "inpaint-learned", "warp"}
-
-
-def photo_of(path: Path) -> str:
-    """Tile and fake names start with the photo id: ``<photo_id>_<y>_<x>`` or ``<photo_id>_<n>``."""
-    parts = path.stem.split("_")
-    tail = 2 if len(parts) >= 3 and parts[-1].isdigit() and parts[-2].isdigit() else 1
-    return "_".join(parts[:-tail]) if len(parts) > tail else path.stem
-
-
-def images_in(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def decode(paths: Sequence[Path]) -> list[np.ndarray]:
-    pixels = []
-    for path in paths:
-        try:
-            pixels.append(load_image(path).pixels)
-        except InputError as exc:
-            print(f"skipped {path}: {exc}", file=sys.stderr)
-    return pixels
-
-
-def centre_crop(pixels: np.ndarray, side: int) -> np.ndarray:
-    height, width = pixels.shape[:2]
-    top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
-    return pixels[top : top + side, left : left + side]
-
-
-def read_roles(root: Path) -> dict[str, str]:
-    with (root / "splits.csv").open(newline="") as handle:
-        return {row["photo_id"]: row["role"] for row in csv.DictReader(handle)}
-
-
-def split_photos(photos: Sequence[str], test_share: float, seed: int) -> set[str]:
-    """A seeded share of ``photos`` for the test side."""
-    unique = sorted(set(photos))
-    rng = np.random.default_rng(seed)
-    n_test = max(1, round(test_share * len(unique)))
-    return set(rng.permutation(unique)[:n_test].tolist())
 
 
 def parse_params(tokens: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -382,9 +382,17 @@ class FusedDetector(Detector):
         contributions = (to_logits(scores) - self.stack_mean_) / self.stack_scale_ * self.coef_
         return self.intercept_ + contributions.sum(axis=1), contributions
 
+    def fuse_scores(self, member_scores: np.ndarray) -> np.ndarray:
+        """Fused probabilities from member probabilities of shape (n, n_members).
+
+        For evaluations that score the same images under several stackers: members score
+        once (:meth:`member_scores`), each candidate fusion only re-weights.
+        """
+        return expit(self._fuse(np.asarray(member_scores, dtype=np.float64))[0])
+
     def predict_proba(self, images: Sequence[np.ndarray]) -> np.ndarray:
         self._check_stacker()
-        return expit(self._fuse(self.member_scores(images))[0])
+        return self.fuse_scores(self.member_scores(images))
 
     def explain(self, images: Sequence[np.ndarray]) -> list[dict[str, Any]]:
         return self.predict_with_evidence(images)[1]

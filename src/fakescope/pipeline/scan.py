@@ -7,19 +7,20 @@ are scored one by one so that only the image at fault gets an error row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
 import numpy as np
 
 from fakescope.calibration.model import CalibratedModel
-from fakescope.errors import InputError, ScoringError
+from fakescope.errors import FileTooLargeError, InputError, ScoringError
 from fakescope.io.discover import InputEntry, iter_input_files
 from fakescope.io.image import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_PIXELS,
     LoadedImage,
+    decode_image_bytes,
     load_image,
     require_min_side,
 )
@@ -34,28 +35,71 @@ def scan_paths(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Iterator[ScanResult]:
-    """Scan files and folders lazily, yielding results in input order."""
+    """Scan files and folders lazily, yielding results in input order (one process)."""
     entries = iter_input_files(inputs)
     while batch := list(islice(entries, batch_size)):
-        yield from _scan_batch(batch, model, max_pixels, max_bytes)
+        yield from scan_entries(batch, model, max_pixels=max_pixels, max_bytes=max_bytes)
 
 
-def _scan_batch(
-    batch: list[InputEntry], model: CalibratedModel, max_pixels: int, max_bytes: int
+def scan_entries(
+    batch: list[InputEntry],
+    model: CalibratedModel,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[ScanResult]:
+    """One result per entry, in order: decode each (stage 1), then score them together (2)."""
+    decoded = [
+        decode_entry(
+            entry,
+            min_side=model.detector.min_image_side,
+            max_pixels=max_pixels,
+            max_bytes=max_bytes,
+        )
+        for entry in batch
+    ]
+    return score_decoded(decoded, model)
+
+
+def decode_entry(
+    entry: InputEntry,
+    *,
+    min_side: int = 1,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    data: bytes | None = None,
+) -> LoadedImage | ScanResult:
+    """Stage 1: the decoded image, or the error row of a file that cannot be scanned.
+
+    ``data`` is the file's bytes when they were read elsewhere (a cluster engine reads files
+    in its own tasks); otherwise the file is read from ``entry.path``.
+    """
+    if entry.error is not None:
+        return ScanResult.failure(entry.path, entry.error)
+    try:
+        if data is None:
+            image = load_image(entry.path, max_pixels=max_pixels, max_bytes=max_bytes)
+        else:
+            if len(data) > max_bytes:
+                raise FileTooLargeError(f"file is over the limit of {max_bytes} bytes", entry.path)
+            image = decode_image_bytes(data, path=entry.path, max_pixels=max_pixels)
+        require_min_side(image, min_side)
+    except InputError as exc:
+        return ScanResult.failure(entry.path, exc)
+    return image
+
+
+def score_decoded(
+    decoded: Sequence[LoadedImage | ScanResult], model: CalibratedModel
+) -> list[ScanResult]:
+    """Stage 2: score the decoded images of a batch together; error rows pass through."""
     results: list[ScanResult | None] = []
     loaded: list[tuple[int, LoadedImage]] = []
-    for entry in batch:
-        if entry.error is not None:
-            results.append(ScanResult.failure(entry.path, entry.error))
+    for item in decoded:
+        if isinstance(item, ScanResult):
+            results.append(item)
             continue
-        try:
-            image = load_image(entry.path, max_pixels=max_pixels, max_bytes=max_bytes)
-            require_min_side(image, model.detector.min_image_side)
-        except InputError as exc:
-            results.append(ScanResult.failure(entry.path, exc))
-            continue
-        loaded.append((len(results), image))
+        loaded.append((len(results), item))
         results.append(None)
     for position, result in _score(loaded, model):
         results[position] = result
