@@ -49,33 +49,12 @@ from PIL import Image
 from fakescope.calibration.model import CalibratedModel
 from fakescope.models import DEFAULT_MODEL, load_model
 from fakescope.pipeline.scan import scan_paths
+from proc_memory import reset_peak_rss, status_kib
 
 FLAT_FOLDER_SIZE = 1000  # files per sub-folder in --flat mode, as datasets are usually laid out
 
 
 # ----------------------------------------------------------------------------- memory
-
-
-def proc_status_kib(field: str) -> int:
-    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``), or -1 off Linux."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(f"{field}:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return -1
-
-
-def reset_peak_rss() -> bool:
-    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
 
 
 def mib(kib: int) -> str:
@@ -136,7 +115,7 @@ def scan_once(folder: Path, model: CalibratedModel, batch_size: int) -> tuple[in
 def bench_pipeline(
     folder: Path, model: CalibratedModel, batch_size: int, repeat: int
 ) -> dict[str, float]:
-    baseline = proc_status_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     reset = reset_peak_rss()  # before the warm-up, which allocates what the timed passes reuse
     scan_once(folder, model, batch_size)  # warm-up: imports, FFT plans, page cache
     times = []
@@ -152,7 +131,7 @@ def bench_pipeline(
         "seconds": seconds,
         "images_per_s": rows / seconds,
         "baseline_kib": baseline,
-        "peak_kib": proc_status_kib("VmHWM"),
+        "peak_kib": status_kib("VmHWM"),
         "peak_is_per_size": reset,
     }
 
@@ -195,10 +174,10 @@ def bench_flat(
     start = time.perf_counter()
     for done, _ in enumerate(scan_paths([str(data)], model, batch_size=batch_size), start=1):
         if done in checkpoints:
-            rss = proc_status_kib("VmRSS")
+            rss = status_kib("VmRSS")
             samples.append(rss)
             rate = done / (time.perf_counter() - start)
-            print(f"{done:>8} {mib(rss):>10} {mib(proc_status_kib('VmHWM')):>10} {rate:>9.1f}")
+            print(f"{done:>8} {mib(rss):>10} {mib(status_kib('VmHWM')):>10} {rate:>9.1f}")
     if len(samples) >= 2 and samples[0] > 0:
         print(
             f"RSS last/first checkpoint: {samples[-1] / samples[0]:.3f} "
@@ -235,11 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    before_model = proc_status_kib("VmRSS")
+    before_model = status_kib("VmRSS")
     model = load_model(args.model)
     for line in environment_lines(model, args.model):
         print(line)
-    after_model = proc_status_kib("VmRSS")
+    after_model = status_kib("VmRSS")
     print(f"RSS before / after loading the model: {mib(before_model)} / {mib(after_model)} MiB")
     print(
         f"{args.n} images per size (PNG/JPEG alternating), batch size {args.batch_size}, "

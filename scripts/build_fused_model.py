@@ -38,6 +38,7 @@ import argparse
 import itertools
 import json
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -61,6 +62,7 @@ from fakescope.data.benchmark_splits import (
 )
 from fakescope.data.perturb import parse_spec
 from fakescope.detectors import Detector, create
+from fakescope.detectors.onnx_export import export_onnx, torch_members
 from fakescope.evaluation.metrics import binary_metrics
 from fakescope.fusion.stacking import FusedDetector
 from fakescope.models import load_model
@@ -244,6 +246,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the chosen model")
     parser.add_argument("--report", type=Path, default=None)
     parser.add_argument("--markdown", type=Path, default=None)
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=None,
+        help="also write an inference-only copy here (torch networks as ONNX, no torch weights)",
+    )
+    parser.add_argument(
+        "--crop-grid",
+        type=int,
+        default=1,
+        help="torch members score the mean over an N x N grid of crops (evaluation and model)",
+    )
     args = parser.parse_args(argv)
     started_all = time.perf_counter()
     params = parse_params(args.param)
@@ -284,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log(f"  {label}: step {step}/{total}")
 
         member.fit(train_images, train_labels, on_progress=progress)
+        if "crop_grid" in member.get_params():
+            member.set_params(crop_grid=args.crop_grid)
         fit_seconds[name] = round(time.perf_counter() - started, 1)
         members[name] = member
         log(f"fitted {name} in {fit_seconds[name]} s")
@@ -382,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         detector=winner.detector(),
         calibration=winner.calibration,
         info={
-            "name": "fused-default" if winner.fused else chosen,
+            "name": args.bundle.name if args.bundle else chosen,
             "recipe": "scripts/build_fused_model.py",
             "train_families": seen,
             "unseen_families": unseen,
@@ -391,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     model.save(args.out)
     (args.out / "metrics.json").write_text(json.dumps(results[chosen], indent=2) + "\n")
+    if args.bundle:
+        bundle(model, args.out, args.bundle)
+        log(f"inference-only copy in {args.bundle}")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=2) + "\n")
@@ -399,6 +418,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.markdown.write_text(text)
     print(text)
     return 0
+
+
+def bundle(model: CalibratedModel, model_dir: Path, target: Path) -> None:
+    """Copy ``model_dir`` to ``target`` with every torch network exported to ONNX (checked
+    against torch) and the torch weights left out: scanning then needs onnxruntime only."""
+    for _, member, folder in torch_members(model.detector, model_dir):
+        export_onnx(member, folder, check=True)
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(model_dir, target, ignore=shutil.ignore_patterns("*.safetensors"))
+    loaded = CalibratedModel.load(target)  # must load and score without the weights
+    probe = [np.full((64, 64, 3), 128, np.uint8)]
+    if not np.isfinite(loaded.score(probe)).all():
+        raise RuntimeError(f"{target}: the bundled model does not score")
 
 
 def to_markdown(report: dict[str, Any]) -> str:

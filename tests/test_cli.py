@@ -62,7 +62,7 @@ def test_scan_jsonl_streams_every_file_and_survives_bad_ones(scan_folder, traine
         assert set(row) >= REQUIRED_KEYS
     assert by_name["generated.png"]["verdict"] == "fake"
     assert by_name["camera.png"]["verdict"] == "real"
-    assert by_name["photo.jpg"]["evidence"]["jpeg_quality"] == 92
+    assert by_name["photo.jpg"]["evidence"]["jpeg"]["quality"] == 92
     assert set(by_name["generated.png"]["detectors"]) == {"spectral"}
     assert 0.0 <= by_name["generated.png"]["score"] <= 1.0
     bad = ("truncated.jpg", "empty.png", "text.jpg")

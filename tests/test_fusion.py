@@ -280,7 +280,8 @@ def test_scan_reports_every_member_score(fused_model_dir, two_images):
     fake = results["fake.png"]
     assert list(fake.detectors) == ["fusion", "spectral", "coarse"]
     assert fake.detectors["fusion"] == fake.score
-    assert "detector_scores" not in fake.evidence and "coarse" in fake.evidence["members"]
+    own = fake.evidence["detector"]  # the model's own evidence, beside the metadata readers'
+    assert "detector_scores" not in own and "coarse" in own["members"]
     assert results["broken.png"].detectors == {}
 
 
@@ -360,3 +361,11 @@ def test_cli_train_rejects_bad_fusion_params(dataset_dir, tmp_path):
             app, ["train", "fusion", "--data", str(dataset_dir), "--out", out, "-p", param]
         )
         assert result.exit_code == 2, (param, result.output)
+
+
+def test_fusing_precomputed_member_scores_equals_scoring_the_images(fitted_fusion, images_labels):
+    images, _ = images_labels
+    fused = fitted_fusion
+    np.testing.assert_allclose(
+        fused.fuse_scores(fused.member_scores(images[:6])), fused.predict_proba(images[:6])
+    )

@@ -192,3 +192,26 @@ def test_unknown_parameter_in_config_is_a_model_error(tmp_path, trained_model_di
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelError, match="invalid detector parameters"):
         CalibratedModel.load(tmp_path)
+
+
+def test_training_on_chosen_fake_groups_only(dataset_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+    from fakescope.data.layout import select_fake_groups
+
+    items = discover_dataset(dataset_dir)
+    chosen = select_fake_groups(items, ["gen1"])
+    assert {item.group for item in chosen} == {"", "gen1"}
+    assert sum(item.label == 0 for item in chosen) == 16  # the shared reals all stay
+    assert select_fake_groups(items, []) == items
+    with pytest.raises(InputError, match="no fake group nope; the dataset has gen0, gen1"):
+        select_fake_groups(items, ["nope"])
+    runner = CliRunner()
+    args = ["train", "spectral", "--data", str(dataset_dir), "--no-progress"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "m"), "--fakes", "gen1"])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert "gen0" not in json.dumps(info["validation"])
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "x"), "--fakes", "nope"])
+    assert result.exit_code == 2 and "no fake group" in result.output

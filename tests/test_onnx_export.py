@@ -209,3 +209,63 @@ def test_fusion_with_a_torch_member_exports_and_scans_through_onnx(tmp_path, tin
         assert set(onnx_row["detectors"]) == {"fusion", "spectral", "tiny-torch"}
         for name, score in torch_row["detectors"].items():
             assert onnx_row["detectors"][name] == pytest.approx(score, abs=1e-5)
+
+
+def test_without_torch_a_loaded_detector_runs_its_exported_onnx(
+    tmp_path, tiny_registered, fitted_tiny, monkeypatch
+):
+    """A deployment with onnxruntime but no torch loads the exported file, not the weights."""
+    from fakescope.detectors import torch_detector
+
+    fitted_tiny.save(tmp_path)
+    images = _mixed_sizes(2)
+    expected = fitted_tiny.predict_proba(images)
+    monkeypatch.setattr(torch_detector, "_torch_available", lambda: False)
+    with pytest.raises(ModelError, match="export-onnx"):
+        load_detector(tmp_path)  # nothing exported yet: the error names both ways out
+    export_onnx(fitted_tiny, tmp_path)
+    loaded = load_detector(tmp_path)
+    assert loaded.onnx_backend_ is not None and getattr(loaded, "network_", None) is None
+    np.testing.assert_allclose(loaded.predict_proba(images), expected, atol=1e-5)
+
+
+def test_a_model_shipped_as_onnx_only_loads_without_its_weights(
+    tmp_path, tiny_registered, fitted_tiny
+):
+    """Bundled models ship the exported graph, not the training weights: torch is not needed."""
+    fitted_tiny.save(tmp_path)
+    export_onnx(fitted_tiny, tmp_path)
+    (tmp_path / "weights.safetensors").unlink()
+    images = _mixed_sizes(3)
+    loaded = load_detector(tmp_path)
+    assert loaded.onnx_backend_ is not None
+    np.testing.assert_allclose(
+        loaded.predict_proba(images), fitted_tiny.predict_proba(images), atol=1e-5
+    )
+    (tmp_path / ONNX_FILE).unlink()
+    with pytest.raises(ModelError, match=r"weights\.safetensors.*export-onnx"):
+        load_detector(tmp_path)
+
+
+def test_grid_crops_cover_the_image_and_average_the_logits(fitted_tiny):
+    config = InputConfig(32)
+    image = np.random.default_rng(7).integers(0, 256, (80, 50, 3), dtype=np.uint8)
+    crops = config.grid_crops(image, 3)
+    assert len(crops) == 3 * 3 and all(c.shape == (32, 32, 3) for c in crops)
+    np.testing.assert_array_equal(crops[0], image[:32, :32])  # first corner
+    np.testing.assert_array_equal(crops[-1], image[-32:, -32:])  # opposite corner
+    assert len(config.grid_crops(image[:20, :20], 3)) == 1  # nothing to spread over
+    np.testing.assert_array_equal(config.grid_crops(image, 1)[0], config.centre_crop(image))
+
+    gridded = fitted_tiny.__class__(**fitted_tiny.get_params())
+    gridded.network_ = fitted_tiny.network_
+    gridded.crop_grid = 3
+    images = [image, image[:40, :40]]
+    expected = [fitted_tiny.predict_logits(config.grid_crops(img, 3)).mean() for img in images]
+    np.testing.assert_allclose(gridded.predict_logits(images), expected, atol=1e-6)
+    assert not np.isclose(
+        gridded.predict_logits([image])[0], fitted_tiny.predict_logits([image])[0]
+    )
+    gridded.crop_grid = 0
+    with pytest.raises(ValueError, match="crop_grid"):
+        gridded.check_params()

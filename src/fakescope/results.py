@@ -15,7 +15,9 @@ class ScanResult:
     ``score`` is the model's probability that the file is fake; ``verdict`` compares it with the
     model's calibrated thresholds. ``detectors`` holds each detector's own score, so a user sees
     which one fired. On failure ``score`` and ``verdict`` are None and ``error`` says why, with
-    ``error_kind`` a stable machine-readable tag.
+    ``error_kind`` a stable machine-readable tag. ``decided_by`` names the rule that set the
+    verdict (``pixels``, or an evidence rule of ``fakescope.evidence.rules``; the score is
+    always the model's); None on failure.
     """
 
     path: str
@@ -26,6 +28,7 @@ class ScanResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     error_kind: str | None = None
+    decided_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,12 +15,18 @@ from rich.console import Console
 from rich.table import Table
 
 from fakescope import __version__
+from fakescope.cli import eval_cmd
 from fakescope.cli.common import open_output, progress_bar, stderr
 from fakescope.cli.data import data_app
+from fakescope.cli.export import export
+from fakescope.cli.serve import serve
 from fakescope.cli.weights import weights_app
 from fakescope.errors import FakescopeError
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from fakescope.models import DEFAULT_MODEL
+from fakescope.pipeline.engines import DEFAULT_ENGINE, list_engines
+from fakescope.results import ScanResult
+from fakescope.video.decode import DEFAULT_MAX_FRAMES
 
 app = typer.Typer(
     help="Tell whether images were generated or manipulated by AI, with calibrated scores.",
@@ -29,17 +36,30 @@ app = typer.Typer(
 )
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
+app.command("serve")(serve)
+app.command("export")(export)
 
 
 class ScanFormat(StrEnum):
     table = "table"
     jsonl = "jsonl"
     csv = "csv"
+    parquet = "parquet"
 
 
-class ReportFormat(StrEnum):
-    table = "table"
-    json = "json"
+# The scan engines by name, from their registry (the Ray engine loads only when chosen).
+ScanEngine = StrEnum("ScanEngine", {name: name for name in list_engines()})  # type: ignore[misc]
+
+
+class VideoSampling(StrEnum):
+    uniform = "uniform"
+    keyframe = "keyframe"
+
+
+class VideoAggregate(StrEnum):
+    topk = "topk"
+    mean = "mean"
+    max = "max"
 
 
 def _version(value: bool) -> None:
@@ -55,6 +75,20 @@ def main(
     ] = False,
 ) -> None:
     """fakescope: detection of AI-generated images with calibrated verdicts."""
+
+
+def _face_cropper() -> Any:
+    """The MTCNN face cropper of ``scan --faces``; a usage error names what is missing."""
+    try:
+        from fakescope.video.faces import FaceCropper
+    except ImportError as exc:  # torch is the optional extra face mode needs
+        raise typer.BadParameter(
+            f"face mode needs torch (pip install 'fakescope[torch]'): {exc}", param_hint="--faces"
+        ) from exc
+    try:
+        return FaceCropper()
+    except FakescopeError as exc:  # weights not fetched
+        raise typer.BadParameter(str(exc), param_hint="--faces") from exc
 
 
 def _load_model(model: str) -> Any:
@@ -104,8 +138,27 @@ def scan(
     model: Annotated[
         str, typer.Option("--model", "-m", help="A model folder or a bundled model name.")
     ] = DEFAULT_MODEL,
-    output_format: Annotated[ScanFormat, typer.Option("--format", "-f")] = ScanFormat.table,
+    output_format: Annotated[
+        ScanFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (default), jsonl, csv, or parquet (the default for "
+            "an --out ending in .parquet).",
+        ),
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Write results here.")] = None,
+    engine: Annotated[
+        ScanEngine,
+        typer.Option(help="local: every core of this machine; ray: a Ray cluster (the ray extra)."),
+    ] = ScanEngine[DEFAULT_ENGINE],
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (Ray actors); default: every core (CPU)."),
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join (--engine ray), e.g. 'auto'.")
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, max=4096)] = 16,
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")
@@ -113,38 +166,106 @@ def scan(
     max_bytes: Annotated[
         int, typer.Option(min=1, help="Refuse files larger than this.")
     ] = DEFAULT_MAX_BYTES,
+    frames: Annotated[
+        int, typer.Option(min=0, help="Videos: frames scored per video (0: every frame).")
+    ] = DEFAULT_MAX_FRAMES,
+    sampling: Annotated[
+        VideoSampling,
+        typer.Option(help="Videos: frames spread evenly (uniform) or keyframes only (faster)."),
+    ] = VideoSampling.uniform,
+    aggregate: Annotated[
+        VideoAggregate,
+        typer.Option(help="Videos: one score from the frames' (topk: mean of the top quarter)."),
+    ] = VideoAggregate.topk,
+    faces: Annotated[
+        bool,
+        typer.Option(
+            help="Videos: score the faces MTCNN finds (a frame scores as its most suspicious "
+            "face; needs torch and `fakescope weights fetch mtcnn-pnet/-rnet/-onet`)."
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
     onnx: Annotated[
         bool,
         typer.Option(help="Run torch networks through onnxruntime (after `export-onnx`)."),
     ] = False,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Case database (SQLite file or postgresql://...): skip files it knows, store "
+            "every result; a re-run resumes an interrupted scan."
+        ),
+    ] = None,
 ) -> None:
-    """Scan images and folders (recursively); one result row per file, bad files included."""
+    """Scan images and folders (recursively); one result row per file, bad files included.
+
+    `--engine local` (the default) spreads the work over `--workers` processes on this
+    machine, `--engine ray` over a Ray cluster, where `--out DIR.parquet` writes Parquet shards.
+    """
     from fakescope.cli.output import WRITERS, Tally, detector_names
-    from fakescope.pipeline.scan import scan_paths
+    from fakescope.pipeline.engines import ModelSource, ScanLimits, create_engine
 
     calibrated = _load_model(model)
     if onnx:
         _use_onnx(calibrated.detector, model)
+    if output_format is None:
+        parquet_out = out is not None and out.suffix.lower() == ".parquet"
+        output_format = ScanFormat.parquet if parquet_out else ScanFormat.table
+    if output_format is ScanFormat.parquet and out is None:
+        raise typer.BadParameter("Parquet is written to a file: add --out FILE", param_hint="--out")
+    source = ModelSource.of(model, onnx=onnx, preloaded=calibrated)
+    from fakescope.video.scan import VideoScanOptions
+
+    video = VideoScanOptions(
+        max_frames=frames or None,
+        sampling=sampling.value,
+        aggregate=aggregate.value,
+        face_cropper=_face_cropper() if faces else None,
+    )
+    limits = ScanLimits(
+        batch_size=batch_size, max_pixels=max_pixels, max_bytes=max_bytes, video=video
+    )
+    try:
+        scanner = create_engine(
+            engine.value, source, workers=workers, limits=limits, address=address
+        )
+    except (FakescopeError, ValueError) as exc:  # the engine's extra is missing, bad options
+        raise typer.BadParameter(str(exc), param_hint="--engine") from exc
+    recorder = None
+    inputs = _expand_inputs(paths)
+    if db is not None:
+        from fakescope.cli.export import open_scan_recorder
+
+        recorder = open_scan_recorder(db, calibrated.name, commit_every=batch_size)
+        inputs = recorder.pending(inputs)
     tally = Tally()
     # Rows streamed to the same terminal would tear through a live progress display.
     show_progress = progress and stderr.is_terminal and (out is not None or not sys.stdout.isatty())
-    with open_output(out) as stream, progress_bar(show_progress) as bar:
-        writer = WRITERS[output_format.value](stream, detector_names(calibrated.detector))
+    with scanner, progress_bar(show_progress) as bar, recorder or nullcontext():
         task = bar.add_task("scanning", total=None)
-        results = scan_paths(
-            _expand_inputs(paths),
-            calibrated,
-            batch_size=batch_size,
-            max_pixels=max_pixels,
-            max_bytes=max_bytes,
-        )
-        for result in results:
-            writer.write(result)
+
+        def count(result: ScanResult) -> None:
+            if recorder is not None:
+                recorder.add(result)
             tally.add(result)
             bar.advance(task)
-        writer.close()
+
+        if output_format is ScanFormat.parquet:
+            assert out is not None
+            try:
+                scanner.write_parquet(inputs, out, on_result=count)
+            except (FileExistsError, ImportError) as exc:  # ImportError: pyarrow is missing
+                raise typer.BadParameter(str(exc), param_hint="--out") from exc
+        else:
+            with open_output(out) as stream:
+                writer = WRITERS[output_format.value](stream, detector_names(calibrated.detector))
+                for result in scanner.scan(inputs):
+                    writer.write(result)
+                    count(result)
+                writer.close()
     stderr.print(f"[dim]{tally.summary()} (model {calibrated.name})[/dim]")
+    if recorder is not None:
+        stderr.print(f"[dim]{recorder.summary()}[/dim]")
 
 
 def _parse_value(raw: str) -> Any:
@@ -211,6 +332,14 @@ def train(
     review_fpr: Annotated[float, typer.Option(min=0.0, max=0.9)] = 0.20,
     holdout: Annotated[float, typer.Option(min=0.05, max=0.5)] = 0.3,
     seed: int = 0,
+    fakes: Annotated[
+        list[str],
+        typer.Option(
+            "--fakes",
+            help="Train on these fake groups only (generator families, repeatable); reals "
+            "of the dataset and of these groups are all kept. Default: every group.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, it is never mutated
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
 ) -> None:
     """Fit a detector and calibrate its threshold on held-out real images.
@@ -219,7 +348,7 @@ def train(
     key sets a nested value, e.g. a fusion of two detectors with a short NPR training:
     `-p members=spectral,npr -p member_params.npr.epochs=2`.
     """
-    from fakescope.data.layout import discover_dataset
+    from fakescope.data.layout import discover_dataset, select_fake_groups
     from fakescope.detectors import create
     from fakescope.errors import InputError
     from fakescope.pipeline.training import TrainingConfig, train_model
@@ -245,7 +374,7 @@ def train(
         name=out.name,
     )
     try:
-        items = discover_dataset(data)
+        items = select_fake_groups(discover_dataset(data), fakes)
         with progress_bar(progress and stderr.is_terminal) as bar:
             task = bar.add_task("decoding", total=len(items))
             training: list[Any] = []  # the training task, added when training reports first
@@ -278,41 +407,9 @@ def train(
     _print_metrics_table(model.info["validation"], "validation on held-out data")
 
 
-@app.command("eval")
-def evaluate(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model folder or bundled name.")],
-    data: Annotated[
-        Path, typer.Option(exists=True, file_okay=False, help="Labelled dataset folder.")
-    ],
-    output_format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.table,
-    out: Annotated[Path | None, typer.Option("--out", "-o")] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
-) -> None:
-    """AP, ROC-AUC, accuracy at the model's threshold and TPR at 1 %/5 % FPR, per fake group."""
-    from fakescope.data.layout import discover_dataset
-    from fakescope.pipeline.evaluate import evaluate_model
-
-    calibrated = _load_model(model)
-    try:
-        items = discover_dataset(data)
-        with progress_bar(progress and stderr.is_terminal) as bar:
-            task = bar.add_task("evaluating", total=len(items))
-            report = evaluate_model(
-                calibrated, data, on_progress=lambda n: bar.advance(task, n), items=items
-            )
-    except FakescopeError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--data") from exc
-    with open_output(out) as stream:
-        if output_format is ReportFormat.json:
-            stream.write(json.dumps(report, indent=2) + "\n")
-        else:
-            title = (
-                f"{calibrated.name} on {data} (threshold {report['threshold']:.4f} "
-                f"at target FPR {report['target_fpr']:.3g})"
-            )
-            _print_metrics_table(report, title, Console(file=stream))
-    if report["n_errors"]:
-        stderr.print(f"[yellow]{report['n_errors']} files could not be decoded and were skipped[/]")
+# `eval` and `analyze` live in their own module (the evaluation suite and its reports).
+app.command("eval")(eval_cmd.evaluate)
+app.command("analyze")(eval_cmd.analyze)
 
 
 def _fmt(value: Any) -> str:

@@ -13,7 +13,17 @@ from rich.markup import escape
 
 from fakescope.results import ScanResult
 
-CSV_COLUMNS = ("path", "sha256", "score", "verdict", "detectors", "evidence", "error", "error_kind")
+CSV_COLUMNS = (
+    "path",
+    "sha256",
+    "score",
+    "verdict",
+    "detectors",
+    "evidence",
+    "error",
+    "error_kind",
+    "decided_by",  # last, so the columns before it keep their positions
+)
 #: Prefix of the CSV columns holding one detector's score each (``score_spectral``, ...).
 DETECTOR_COLUMN_PREFIX = "score_"
 VERDICT_STYLES = {"fake": "bold red", "uncertain": "yellow", "real": "green"}

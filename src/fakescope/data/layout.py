@@ -211,6 +211,23 @@ def group_reals(items: list[LabelledItem], group: str) -> tuple[list[int], str]:
     return [i for i, it in enumerate(items) if it.label == 0], "all"
 
 
+def select_fake_groups(items: list[LabelledItem], groups: Sequence[str]) -> list[LabelledItem]:
+    """The fakes of ``groups`` and the reals each is compared with (everything if empty).
+
+    The cross-generator protocol (Wang et al.): train on one family, test on the others.
+    Unknown names raise, listing the dataset's groups.
+    """
+    if not groups:
+        return items
+    unknown = sorted(set(groups) - set(fake_groups(items)))
+    if unknown:
+        raise InputError(
+            f"no fake group {', '.join(unknown)}; the dataset has {', '.join(fake_groups(items))}"
+        )
+    keep = sorted({i for group in groups for i in group_indices(items, group)})
+    return [items[i] for i in keep]
+
+
 def group_indices(items: list[LabelledItem], group: str) -> list[int]:
     """Indices of the fakes of ``group`` and the reals they are compared with."""
     reals, _ = group_reals(items, group)

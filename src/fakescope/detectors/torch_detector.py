@@ -71,6 +71,9 @@ class TorchDetector(Detector):
     jpeg_prob: float
     random_state: int
     threads: int
+    #: Optional (subclasses that declare it in ``__init__``): score the mean logit over a
+    #: ``crop_grid`` x ``crop_grid`` grid of crops instead of the centre crop alone.
+    crop_grid: int
 
     # -- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -102,6 +105,8 @@ class TorchDetector(Detector):
         if float(self.weight_decay) < 0:
             raise ValueError(f"weight_decay must be non-negative, got {self.weight_decay}")
         self.augmentation()  # validates the probabilities
+        if int(getattr(self, "crop_grid", 1)) < 1:
+            raise ValueError(f"crop_grid must be at least 1, got {self.crop_grid}")
 
     def _set_threads(self) -> None:
         import torch
@@ -232,7 +237,25 @@ class TorchDetector(Detector):
         return outputs if outputs is not None else []
 
     def predict_logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """Logits of *fake*, shape (n,): centre crops, batched by shape."""
+        """Logits of *fake*, shape (n,): centre crops (or the mean over a grid), batched."""
+        grid = int(getattr(self, "crop_grid", 1))
+        if grid <= 1:
+            return self._crop_logits(images)
+        config = self.input_config()
+        owners: list[int] = []
+        crops: list[np.ndarray] = []
+        for index, image in enumerate(images):
+            image_crops = config.grid_crops(image, grid)
+            owners += [index] * len(image_crops)
+            crops += image_crops
+        if not crops:
+            return self._crop_logits([])
+        # Each grid crop is at most crop_size, so the per-crop centre crop below keeps it whole.
+        logits = self._crop_logits(crops)
+        counts = np.bincount(owners, minlength=len(images))
+        return np.bincount(owners, weights=logits, minlength=len(images)) / counts
+
+    def _crop_logits(self, images: Sequence[np.ndarray]) -> np.ndarray:
         backend = getattr(self, "onnx_backend_", None)
         if backend is not None:
             return backend.predict_logits(images)
@@ -248,6 +271,35 @@ class TorchDetector(Detector):
         return expit(self.predict_logits(images))
 
     # -- persistence -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Rebuild a saved detector; without torch or weights, run its exported ``model.onnx``.
+
+        Scanning needs only onnxruntime once a model is exported (``fakescope export-onnx``):
+        a deployment, or a bundled model that ships only its ONNX graph, carries no torch and
+        no training weights. Without either way to run, the error names both ways out.
+        """
+        from fakescope.detectors.base import read_config
+        from fakescope.detectors.onnx_export import onnx_path
+
+        config = read_config(directory)
+        weights = Path(directory) / str(config.get("weights", f"weights.{cls.weights_format}"))
+        if _torch_available() and weights.is_file():
+            return super().load(directory)
+        if not onnx_path(directory).is_file():
+            missing = "torch (pip install -e '.[torch]')" if weights.is_file() else weights.name
+            raise ModelError(
+                f"{directory}: the {cls.name!r} detector needs {missing}, or an exported "
+                "model.onnx (`fakescope export-onnx MODEL_DIR`) and onnxruntime"
+            )
+        try:
+            detector = cls(**config.get("params", {}))
+            detector.check_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{directory}: invalid detector parameters: {exc}") from exc
+        detector.training_log_ = dict(config.get("state", {}).get("training_log", {}))
+        return detector.use_onnx(directory)
+
     def _weights(self) -> dict[str, np.ndarray]:
         return {
             key: value.detach().cpu().numpy().copy()
@@ -275,3 +327,9 @@ class TorchDetector(Detector):
         self.network_ = network
         self.onnx_backend_ = None
         self.training_log_ = dict(state.get("training_log", {}))
+
+
+def _torch_available() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("torch") is not None

@@ -15,8 +15,12 @@ FPR_POINTS: tuple[float, ...] = (0.01, 0.05)
 
 
 def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr_target: float) -> float:
-    """The highest TPR whose FPR does not exceed ``fpr_target`` on the ROC curve."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+    """The highest TPR whose FPR does not exceed ``fpr_target`` on the ROC curve.
+
+    Every threshold is kept (``drop_intermediate=False``): scikit-learn otherwise drops
+    collinear ROC points, one of which may be the best point under the target FPR.
+    """
+    fpr, tpr, _ = roc_curve(labels, scores, drop_intermediate=False)
     allowed = fpr <= fpr_target + 1e-12
     return float(tpr[allowed].max()) if allowed.any() else 0.0
 

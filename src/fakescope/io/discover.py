@@ -1,8 +1,9 @@
 """Turning command-line inputs into a lazy stream of files, one entry per file or failure.
 
 Folders are walked recursively in sorted order without building the full list, so memory stays
-constant however many files there are. Inside folders only files with image extensions are
-picked up; a file named explicitly is always attempted (its content decides). Symlinked folders
+constant however many files there are. Inside folders only files with image or video extensions
+are picked up; a file named explicitly is always attempted (its content decides, whatever its
+name: a video is recognised by its bytes, not by its extension). Symlinked folders
 are not followed, which rules out cycles. A path that does not exist or a folder that cannot be
 listed becomes an entry with an error, and the walk goes on.
 """
@@ -15,6 +16,11 @@ from dataclasses import dataclass
 
 from fakescope.errors import InputError, UnreadableInputError
 from fakescope.io.image import is_image_path
+
+#: Video file names picked up inside folders (MP4/MOV family, Matroska/WebM, AVI).
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".m4v", ".mov", ".qt", ".3gp", ".mkv", ".webm", ".avi"}
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def _walk(root: str) -> Iterator[InputEntry]:
         except OSError:
             is_dir = False
         if not is_dir:
-            if is_image_path(entry.name):
+            if is_image_path(entry.name) or _is_video_name(entry.name):
                 yield InputEntry(entry.path)
             continue
         try:
@@ -69,3 +75,7 @@ def _walk(root: str) -> Iterator[InputEntry]:
         except OSError as exc:
             message = f"cannot list folder: {exc.strerror}"
             yield InputEntry(entry.path, UnreadableInputError(message, entry.path))
+
+
+def _is_video_name(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in VIDEO_EXTENSIONS

@@ -99,12 +99,17 @@ class ImageMetadata:
 
 @dataclass(frozen=True)
 class LoadedImage:
-    """Decoded pixels (H, W, 3) ``uint8`` RGB, their metadata and the file's SHA-256."""
+    """Decoded pixels (H, W, 3) ``uint8`` RGB, their metadata and the file's SHA-256.
+
+    ``evidence`` holds the evidence readers' reports by reader name (``fakescope.evidence``);
+    the scan fills it at decode time, while the file's bytes are in memory.
+    """
 
     pixels: np.ndarray
     metadata: ImageMetadata
     sha256: str
     path: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
 
 
 def read_file_bytes(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:

@@ -11,7 +11,7 @@ from fakescope.errors import ModelError
 if TYPE_CHECKING:  # the model stack (scikit-learn) loads only when a model does
     from fakescope.calibration.model import CalibratedModel
 
-DEFAULT_MODEL = "spectral-default"
+DEFAULT_MODEL = "universal-cnn-default"
 
 
 def bundled_models_dir() -> Path:

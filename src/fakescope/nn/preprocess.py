@@ -61,6 +61,23 @@ class InputConfig:
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         return pixels[top : top + crop_h, left : left + crop_w]
 
+    def grid_crops(self, pixels: np.ndarray, grid: int) -> list[np.ndarray]:
+        """Up to ``grid`` x ``grid`` crops spread evenly from corner to corner (``grid`` 1: centre).
+
+        Scoring a large image from its centre crop alone judges a small part of it; averaging
+        the network over a grid of crops sees all of it at native resolution. Along a side no
+        longer than ``crop_size`` there is one position.
+        """
+        if grid <= 1:
+            return [self.centre_crop(pixels)]
+        if self.resize:
+            pixels = resize_short_side(pixels, self.crop_size)
+        height, width = pixels.shape[:2]
+        crop_h, crop_w = min(height, self.crop_size), min(width, self.crop_size)
+        tops = _spread(height - crop_h, grid)
+        lefts = _spread(width - crop_w, grid)
+        return [pixels[t : t + crop_h, x : x + crop_w] for t in tops for x in lefts]
+
     def random_crop(self, pixels: np.ndarray, rng: np.random.Generator, size: int) -> np.ndarray:
         """A random ``size`` square crop (``size`` no larger than either side)."""
         if self.resize:
@@ -77,6 +94,11 @@ class InputConfig:
         std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
         array = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
         return (array - mean) / std
+
+
+def _spread(slack: int, count: int) -> list[int]:
+    """``count`` offsets from 0 to ``slack`` inclusive, evenly spaced, without repeats."""
+    return sorted({round(v) for v in np.linspace(0, slack, count)}) if slack > 0 else [0]
 
 
 def resize_short_side(pixels: np.ndarray, side: int) -> np.ndarray:

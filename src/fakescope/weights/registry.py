@@ -75,6 +75,59 @@ WEIGHTS: dict[str, WeightSpec] = {
                 "onnxruntime version."
             ),
         ),
+        WeightSpec(
+            name="mtcnn-pnet",
+            package="facenet-pytorch",
+            version="2.6.0",
+            member="facenet_pytorch/data/pnet.pt",
+            sha256="a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f",
+            licence="MIT (facenet-pytorch; weights converted from the MTCNN authors' release)",
+            source=(
+                "MTCNN face detector (Zhang et al. 2016): P-Net (proposal network, fully "
+                "convolutional, 12x12 windows), "
+                "as converted to PyTorch and shipped in the facenet-pytorch wheel"
+            ),
+            notes=(
+                "torch state dict (tensors only; load with torch.load(weights_only=True)); "
+                "fakescope.video.faces builds the network and loads it strictly. Input: RGB, "
+                "(pixel - 127.5) / 128."
+            ),
+        ),
+        WeightSpec(
+            name="mtcnn-rnet",
+            package="facenet-pytorch",
+            version="2.6.0",
+            member="facenet_pytorch/data/rnet.pt",
+            sha256="bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86",
+            licence="MIT (facenet-pytorch; weights converted from the MTCNN authors' release)",
+            source=(
+                "MTCNN face detector (Zhang et al. 2016): R-Net (refinement network, 24x24 crops), "
+                "as converted to PyTorch and shipped in the facenet-pytorch wheel"
+            ),
+            notes=(
+                "torch state dict (tensors only; load with torch.load(weights_only=True)); "
+                "fakescope.video.faces builds the network and loads it strictly. Input: RGB, "
+                "(pixel - 127.5) / 128."
+            ),
+        ),
+        WeightSpec(
+            name="mtcnn-onet",
+            package="facenet-pytorch",
+            version="2.6.0",
+            member="facenet_pytorch/data/onet.pt",
+            sha256="165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d",
+            licence="MIT (facenet-pytorch; weights converted from the MTCNN authors' release)",
+            source=(
+                "MTCNN face detector (Zhang et al. 2016): O-Net (output network, 48x48 crops, "
+                "5 landmarks), "
+                "as converted to PyTorch and shipped in the facenet-pytorch wheel"
+            ),
+            notes=(
+                "torch state dict (tensors only; load with torch.load(weights_only=True)); "
+                "fakescope.video.faces builds the network and loads it strictly. Input: RGB, "
+                "(pixel - 127.5) / 128."
+            ),
+        ),
     )
 }
 

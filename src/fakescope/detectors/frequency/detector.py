@@ -51,6 +51,7 @@ class FrequencyDetector(TorchDetector):
         jpeg_prob: float = 0.1,
         random_state: int = 0,
         threads: int = 0,
+        crop_grid: int = 1,
     ) -> None:
         self.crop_size = crop_size
         self.width = width
@@ -65,6 +66,7 @@ class FrequencyDetector(TorchDetector):
         self.jpeg_prob = jpeg_prob
         self.random_state = random_state
         self.threads = threads
+        self.crop_grid = crop_grid
 
     @property
     def min_image_side(self) -> int:  # type: ignore[override]
@@ -145,6 +147,12 @@ class FrequencyDetector(TorchDetector):
         from fakescope.detectors.frequency.network import FAD_BANDS
 
         self._require_size(images)
+        if getattr(self, "onnx_backend_", None) is not None or int(self.crop_grid) > 1:
+            # The exported graph returns only the fused logit, and per-stream parts are defined
+            # for one crop: a grid's mean logit has no single decomposition.
+            logits = self.predict_logits(images)
+            rows = [{"frequency_logit": round(float(v), 4)} for v in logits]
+            return expit(logits), rows
         network = self._network()
         if not len(images):
             return np.empty(0), []

@@ -60,6 +60,7 @@ class NPRDetector(TorchDetector):
         jpeg_prob: float = 0.1,
         random_state: int = 0,
         threads: int = 0,
+        crop_grid: int = 1,
     ) -> None:
         self.crop_size = crop_size
         self.width = width
@@ -72,6 +73,7 @@ class NPRDetector(TorchDetector):
         self.jpeg_prob = jpeg_prob
         self.random_state = random_state
         self.threads = threads
+        self.crop_grid = crop_grid
 
     def check_params(self) -> None:
         super().check_params()

@@ -92,6 +92,7 @@ class UniversalCNNDetector(TorchDetector):
         jpeg_prob: float = 0.1,
         random_state: int = 0,
         threads: int = 0,
+        crop_grid: int = 1,
     ) -> None:
         self.pretrained = pretrained
         self.blurpool = blurpool
@@ -106,6 +107,7 @@ class UniversalCNNDetector(TorchDetector):
         self.jpeg_prob = jpeg_prob
         self.random_state = random_state
         self.threads = threads
+        self.crop_grid = crop_grid
 
     def check_params(self) -> None:
 

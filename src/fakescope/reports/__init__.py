@@ -1,0 +1,1 @@
+"""Evaluation reports: JSON for machines, one self-contained HTML file for people."""
