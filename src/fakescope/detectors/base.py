@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from fakescope.errors import ModelError
+from fakescope.jsonable import to_jsonable
 
 CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
@@ -89,8 +90,8 @@ class Detector(BaseEstimator, ABC):
         config = {
             "format_version": FORMAT_VERSION,
             "detector": self.name,
-            "params": _jsonable(self.get_params(deep=False)),
-            "state": _jsonable(self._state()),
+            "params": to_jsonable(self.get_params(deep=False)),
+            "state": to_jsonable(self._state()),
             "weights": weights_file,
         }
         write_weights(directory / weights_file, weights)
@@ -161,18 +162,6 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             f"{path} was written by a newer fakescope (format {config['format_version']})"
         )
     return config
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def check_images_labels(images: Sequence[np.ndarray], labels: Sequence[int]) -> np.ndarray:

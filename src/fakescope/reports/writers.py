@@ -10,35 +10,15 @@ with no script, stylesheet or image fetched from anywhere.
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from fakescope.jsonable import to_jsonable
 from fakescope.reports.plots import PLOTS, available_plots, data_uri, render_plots
 
 TEMPLATE = "report.html.j2"
 MISSING = "\u2013"  # an en dash where a value is missing
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars and arrays converted, NaN and infinities as null."""
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def finalise(report: dict[str, Any], artifacts: dict[str, Any]) -> dict[str, Any]:

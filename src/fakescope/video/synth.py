@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from fakescope.jsonable import to_jsonable
 from fakescope.video.decode import VideoSource, open_video, require_av
 
 DEFAULT_CODEC = "libx264"
@@ -303,7 +304,7 @@ def make_synthetic_video(
         segment_first_frame=None if manipulation is None else first,
         segment_last_frame=None if manipulation is None else last,
         manipulation=None if manipulation is None else manipulation.name,
-        manipulation_params={} if manipulation is None else _jsonable(manipulation.params),
+        manipulation_params={} if manipulation is None else to_jsonable(manipulation.params),
         source=_describe_source(video_source),
         source_start_frame=start_frame,
         seed=seed,
@@ -319,18 +320,6 @@ def _describe_source(source: VideoSource | None) -> str:
     if source is None:
         return "<frames>"
     return "<bytes>" if isinstance(source, bytes) else os.fspath(source)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
 
 
 def video_cache_dir() -> Path:
