@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 import fakescope
+from cross_generator_table import parse_params  # sibling script: same -p syntax
 from fakescope.calibration.model import CalibratedModel
 from fakescope.calibration.threshold import calibrate_threshold
 from fakescope.data.benchmark_splits import (
@@ -76,20 +77,6 @@ Images = list[np.ndarray]
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def parse_params(tokens: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``detector.key=value`` (JSON values) -> {detector: {key: value}}."""
-    params: dict[str, dict[str, Any]] = {}
-    for token in tokens:
-        key, _, raw = token.partition("=")
-        detector, _, name = key.partition(".")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-        params.setdefault(detector, {})[name] = value
-    return params
 
 
 def capped(paths: list[Path], limit: int, seed: int) -> list[Path]:
