@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 Verdict = Literal["real", "fake", "uncertain"]
 
 
@@ -42,3 +44,47 @@ class ScanResult:
             error=str(getattr(error, "message", None) or error),
             error_kind=getattr(error, "kind", type(error).__name__),
         )
+
+
+@dataclass
+class Localization:
+    """Where an image was changed, from one localization method (``fakescope.localizers``).
+
+    ``heatmap`` is in [0, 1] at the image's resolution, ``mask`` is ``heatmap >= threshold``
+    (the method's calibrated threshold) and ``score`` the image-level probability that the image
+    was manipulated. ``regions`` lists what the method can name, each a JSON-ready dict with at
+    least ``bbox`` as ``[y0, x0, y1, x1]`` (end-exclusive) and optionally ``role`` (a copy-move
+    ``source`` or ``target``) and ``score``. ``flow`` is the predicted backward flow (dy, dx) of
+    warp methods, ``forged(y, x) = original(y + dy, x + dx)``. ``details`` holds JSON-ready
+    extras specific to the method.
+
+    A scan row carries :meth:`summary` under ``ScanResult.evidence["localization"]``; the arrays
+    go to files (``fakescope localize --out``), never into JSON.
+    """
+
+    heatmap: np.ndarray  # (H, W) float32 in [0, 1]
+    mask: np.ndarray  # (H, W) bool
+    score: float
+    threshold: float
+    method: str
+    regions: list[dict[str, Any]] = field(default_factory=list)
+    flow: np.ndarray | None = None  # (H, W, 2) float32, warp methods only
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tampered_fraction(self) -> float:
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description without the arrays."""
+        return {
+            "method": self.method,
+            "score": float(self.score),
+            "threshold": float(self.threshold),
+            "tampered_fraction": round(self.tampered_fraction, 6),
+            "height": int(self.heatmap.shape[0]),
+            "width": int(self.heatmap.shape[1]),
+            "regions": self.regions,
+            "has_flow": self.flow is not None,
+            "details": self.details,
+        }

@@ -1,0 +1,220 @@
+"""The localizer contract: where in an image something was changed.
+
+A localizer is a scikit-learn style estimator over images and their ground-truth masks:
+``fit(images, masks)`` (a mask is a bool (H, W) array, or None for a pristine image),
+``predict_heatmap(image)`` (a float32 map in [0, 1] at the image's resolution),
+``localize(image)`` (a :class:`~fakescope.results.Localization`: heat map, mask at the
+calibrated threshold, image-level score), ``calibrate(images, masks)`` (sets the threshold that
+maximises pixel F1 over all images), ``get_params()``, and ``save(dir)`` / ``load(dir)``
+writing a JSON config plus safetensors or ``.npz`` arrays, never pickles.
+
+Images are RGB ``uint8`` arrays (H, W, 3) of any size; a localizer bounds its memory on large
+images by tiling (:mod:`fakescope.localizers.tiling`). ``jpeg_quantization`` is the file's
+quantization tables as Pillow reports them (``ImageMetadata.jpeg_quantization``), None when
+the file is not a JPEG; methods that use JPEG cues read it, the others ignore it.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from fakescope.calibration.pixel import best_f1_threshold
+from fakescope.detectors.base import CONFIG_FILE, read_weights, write_weights
+from fakescope.errors import ModelError
+from fakescope.jsonable import to_jsonable
+from fakescope.results import Localization
+
+FORMAT_VERSION = 1
+JpegTables = dict[int, list[int]] | None
+#: Share of the hottest pixels whose mean heat is the default image-level score.
+TOP_SHARE = 0.01
+
+
+class Localizer(BaseEstimator, ABC):
+    """Base class: subclasses declare their hyper-parameters as ``__init__`` arguments."""
+
+    #: The registry name; set by subclasses.
+    name: ClassVar[str] = ""
+    #: Images with a side shorter than this are refused with ImageTooSmallError.
+    min_image_side: ClassVar[int] = 16
+    #: How :meth:`save` stores the arrays: ``"npz"`` or ``"safetensors"``.
+    weights_format: ClassVar[str] = "safetensors"
+    #: Threshold on the heat map before :meth:`calibrate` has run.
+    default_threshold: ClassVar[float] = 0.5
+
+    # Learned state, set by ``calibrate`` (and restored by ``load``).
+    threshold_: float | None = None
+
+    def check_params(self) -> None:
+        """Raise ValueError for invalid hyper-parameters, before any data is touched."""
+
+    @abstractmethod
+    def fit(
+        self,
+        images: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray | None],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> Self:
+        """Learn from images and their masks (None or all-False: pristine)."""
+
+    @abstractmethod
+    def predict_heatmap(
+        self, image: np.ndarray, *, jpeg_quantization: JpegTables = None
+    ) -> np.ndarray:
+        """Float32 (H, W) map in [0, 1]: how likely each pixel was changed."""
+
+    def image_score(self, heatmap: np.ndarray) -> float:
+        """Image-level probability of manipulation; by default the mean of the hottest 1 %."""
+        flat = heatmap.ravel()
+        count = max(1, round(flat.size * TOP_SHARE))
+        return float(np.partition(flat, flat.size - count)[-count:].mean())
+
+    def regions(self, mask: np.ndarray) -> list[dict[str, Any]]:
+        """Connected regions of ``mask`` as JSON-ready dicts; methods may name more."""
+        from fakescope.localizers.regions import mask_regions
+
+        return mask_regions(mask)
+
+    @property
+    def threshold(self) -> float:
+        return self.default_threshold if self.threshold_ is None else float(self.threshold_)
+
+    def localize(self, image: np.ndarray, *, jpeg_quantization: JpegTables = None) -> Localization:
+        """Heat map, mask at the calibrated threshold, image score and regions for one image."""
+        check_image(image, self.min_image_side)
+        heatmap = np.clip(
+            self.predict_heatmap(image, jpeg_quantization=jpeg_quantization), 0.0, 1.0
+        ).astype(np.float32, copy=False)
+        mask = heatmap >= self.threshold
+        return Localization(
+            heatmap=heatmap,
+            mask=mask,
+            score=self.image_score(heatmap),
+            threshold=self.threshold,
+            method=self.name,
+            regions=self.regions(mask),
+        )
+
+    def calibrate(
+        self,
+        images: Sequence[np.ndarray],
+        masks: Sequence[np.ndarray | None],
+        jpeg_quantizations: Sequence[JpegTables] | None = None,
+    ) -> Self:
+        """Set ``threshold_`` to the one maximising mean pixel F1 over all these images.
+
+        Use images disjoint from the training ones (other photos), tampered and pristine.
+        """
+        tables = jpeg_quantizations or [None] * len(images)
+        heatmaps = [
+            self.predict_heatmap(image, jpeg_quantization=table)
+            for image, table in zip(images, tables, strict=True)
+        ]
+        self.threshold_ = best_f1_threshold(heatmaps, masks)
+        return self
+
+    # -- persistence -------------------------------------------------------------------------
+    @abstractmethod
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The learned arrays (may be empty for methods without any)."""
+
+    @abstractmethod
+    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Restore what :meth:`_weights` and :meth:`_state` wrote."""
+
+    def _state(self) -> dict[str, Any]:
+        """Learned scalars and strings for the JSON config (the threshold is saved apart)."""
+        return {}
+
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights_file = f"weights.{self.weights_format}"
+        config = {
+            "format_version": FORMAT_VERSION,
+            "localizer": self.name,
+            "params": to_jsonable(self.get_params(deep=False)),
+            "threshold": self.threshold_,
+            "state": to_jsonable(self._state()),
+            "weights": weights_file,
+        }
+        write_weights(directory / weights_file, self._weights())
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        config = read_localizer_config(directory)
+        if config["localizer"] != cls.name:
+            raise ModelError(
+                f"{directory} holds a {config['localizer']!r} localizer, not {cls.name!r}"
+            )
+        try:
+            localizer = cls(**config.get("params", {}))
+            localizer.check_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{directory}: invalid localizer parameters: {exc}") from exc
+        weights_name = str(config.get("weights", "weights.npz"))
+        if Path(weights_name).name != weights_name:
+            raise ModelError(f"{directory}: weights file {weights_name!r} is not a plain name")
+        weights_path = Path(directory) / weights_name
+        weights = read_weights(weights_path) if weights_path.exists() else {}
+        localizer._set_weights(weights, config.get("state", {}))
+        threshold = config.get("threshold")
+        localizer.threshold_ = None if threshold is None else float(threshold)
+        return localizer
+
+
+def read_localizer_config(directory: str | Path) -> dict[str, Any]:
+    path = Path(directory) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ModelError(f"{directory} is not a localizer directory: no {CONFIG_FILE}") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(config, dict) or "localizer" not in config:
+        raise ModelError(f"{path} does not name a localizer")
+    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ModelError(f"{path} was written by a newer fakescope")
+    return config
+
+
+def check_image(image: np.ndarray, min_side: int) -> None:
+    """Refuse what no localizer can read, with the scan's typed errors."""
+    from fakescope.errors import ImageTooSmallError
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
+    if min(image.shape[:2]) < min_side:
+        raise ImageTooSmallError(
+            f"image is {image.shape[1]}x{image.shape[0]}; localization needs sides of at least "
+            f"{min_side} px"
+        )
+
+
+def check_images_masks(
+    images: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]
+) -> list[np.ndarray]:
+    """Validate ``fit`` inputs; returns every mask as bool (H, W), all-False for pristine."""
+    if len(images) != len(masks):
+        raise ValueError(f"{len(images)} images but {len(masks)} masks")
+    if not images:
+        raise ValueError("fit needs at least one image")
+    out = []
+    for image, mask in zip(images, masks, strict=True):
+        if mask is None:
+            out.append(np.zeros(image.shape[:2], dtype=bool))
+            continue
+        mask = np.asarray(mask)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"mask {mask.shape} does not match image {image.shape[:2]}")
+        out.append(mask.astype(bool, copy=False))
+    return out
