@@ -289,11 +289,11 @@ def _flat(text: str) -> str:
     return " ".join(text.replace("│", " ").split())
 
 
-def test_cli_refuses_localize_and_bad_perturbations(toy):
+def test_cli_refuses_localize_without_forgeries_and_bad_perturbations(toy):
     data, model_dir = toy
     base = ["eval", "--model", str(model_dir), "--data", str(data), "--no-cache"]
     result = runner.invoke(app, [*base, "--task", "localize"])
-    assert result.exit_code == 2 and "not available yet" in _flat(result.output)
+    assert result.exit_code == 2 and "holds no forgery" in _flat(result.output)
     result = runner.invoke(app, [*base, "--perturb", "sharpen:3"])
     assert result.exit_code == 2 and "unknown perturbation" in _flat(result.output)
     result = runner.invoke(app, ["analyze", "--model", str(model_dir), "--data", str(data),

@@ -178,3 +178,35 @@ def test_registry_names_every_method_and_refuses_unknown_ones(tmp_path: Path) ->
     register("test-brightness", f"{__name__}:BrightnessLocalizer")
     with pytest.raises(ValueError, match="gain"):
         create("test-brightness", gain=-1)
+
+
+def test_best_f1_thresholds_gate_pristine_images_by_their_score() -> None:
+    from fakescope.calibration.pixel import best_f1_thresholds
+
+    heat = np.linspace(0, 1, 100).reshape(10, 10)
+    truth = heat >= 0.6
+    # A pristine image with a few hot pixels: one pixel threshold cannot serve both images,
+    # but its low image score lets the image threshold empty its mask.
+    pristine = np.zeros((10, 10))
+    pristine[0, :3] = 0.9
+    pixel, image = best_f1_thresholds([heat, pristine], [truth, None], [0.99, 0.5])
+    assert pixel == pytest.approx(0.6, abs=0.03)
+    assert 0.5 < image <= 0.99
+    # Without the gate (pixel threshold alone) the best mean F1 is lower.
+    alone = best_f1_threshold([heat, pristine], [truth, None])
+    gated_f1 = (image_f1(heat >= pixel, truth) + 1.0) / 2
+    ungated = (
+        image_f1(heat >= alone, truth) + image_f1(pristine >= alone, np.zeros_like(truth))
+    ) / 2
+    assert gated_f1 > ungated
+
+
+def test_a_score_below_the_image_threshold_empties_the_mask() -> None:
+    image, mask = _bright_square()
+    localizer = BrightnessLocalizer(gain=0.5).fit([image], [mask])
+    localizer.threshold_, localizer.image_threshold_ = 0.2, 0.5
+    result = localizer.localize(image)
+    assert result.score < 0.5 and not result.mask.any() and result.regions == []
+    assert result.summary()["image_threshold"] == 0.5
+    localizer.image_threshold_ = None
+    assert localizer.localize(image).mask.any()

@@ -50,13 +50,14 @@ class ScanResult:
 class Localization:
     """Where an image was changed, from one localization method (``fakescope.localizers``).
 
-    ``heatmap`` is in [0, 1] at the image's resolution, ``mask`` is ``heatmap >= threshold``
-    (the method's calibrated threshold) and ``score`` the image-level probability that the image
-    was manipulated. ``regions`` lists what the method can name, each a JSON-ready dict with at
-    least ``bbox`` as ``[y0, x0, y1, x1]`` (end-exclusive) and optionally ``role`` (a copy-move
-    ``source`` or ``target``) and ``score``. ``flow`` is the predicted backward flow (dy, dx) of
-    warp methods, ``forged(y, x) = original(y + dy, x + dx)``. ``details`` holds JSON-ready
-    extras specific to the method.
+    ``heatmap`` is in [0, 1] at the image's resolution; ``mask`` is ``heatmap >= threshold``
+    (the method's calibrated threshold) when ``score``, the image-level probability that the
+    image was manipulated, reaches ``image_threshold``, and empty otherwise. ``regions`` lists
+    what the method can name, each a JSON-ready dict with at least ``bbox`` as
+    ``[y0, x0, y1, x1]`` (end-exclusive) and optionally ``role`` (a copy-move ``source`` or
+    ``target``) and ``score``. ``flow`` is the predicted backward flow (dy, dx) of warp
+    methods, ``forged(y, x) = original(y + dy, x + dx)``. ``details`` holds JSON-ready extras
+    specific to the method.
 
     A scan row carries :meth:`summary` under ``ScanResult.evidence["localization"]``; the arrays
     go to files (``fakescope localize --out``), never into JSON.
@@ -67,9 +68,14 @@ class Localization:
     score: float
     threshold: float
     method: str
+    image_threshold: float | None = None  # None: the pixel threshold
     regions: list[dict[str, Any]] = field(default_factory=list)
     flow: np.ndarray | None = None  # (H, W, 2) float32, warp methods only
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict_threshold(self) -> float:
+        return self.threshold if self.image_threshold is None else self.image_threshold
 
     @property
     def tampered_fraction(self) -> float:
@@ -81,6 +87,7 @@ class Localization:
             "method": self.method,
             "score": float(self.score),
             "threshold": float(self.threshold),
+            "image_threshold": float(self.verdict_threshold),
             "tampered_fraction": round(self.tampered_fraction, 6),
             "height": int(self.heatmap.shape[0]),
             "width": int(self.heatmap.shape[1]),

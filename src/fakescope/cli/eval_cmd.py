@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from fakescope.cli.common import open_output, stderr
+from fakescope.cli.common import open_output, progress_bar, stderr
 from fakescope.models import DEFAULT_MODEL
 
 
@@ -38,12 +38,28 @@ class Task(StrEnum):
     localize = "localize"
 
 
+class Split(StrEnum):
+    train = "train"
+    calibration = "calibration"
+    test = "test"
+
+
 DataOption = Annotated[
     Path,
     typer.Option(
         exists=True,
         file_okay=False,
         help="Labelled dataset: real/ + fake/<group>/ or 0_real/1_fake (docs/dataset-layout.md).",
+    ),
+]
+OptionalDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        exists=True,
+        file_okay=False,
+        help="Labelled dataset: real/ + fake/<group>/ or 0_real/1_fake (docs/dataset-layout.md); "
+        "required for --task detect.",
     ),
 ]
 ModelOption = Annotated[
@@ -171,7 +187,7 @@ def _write(
 
 
 def evaluate(
-    data: DataOption,
+    data: OptionalDataOption = None,
     model: ModelOption = DEFAULT_MODEL,
     output_format: FormatOption = ReportFormat.table,
     out: OutOption = None,
@@ -240,7 +256,41 @@ def evaluate(
             "when that folder exists."
         ),
     ] = False,
-    task: Annotated[Task, typer.Option(help="detect (images are real or fake).")] = Task.detect,
+    task: Annotated[
+        Task,
+        typer.Option(
+            help="detect (images are real or fake) or localize (where: masks of a benchmark's "
+            "forgeries, see docs/localization.md)."
+        ),
+    ] = Task.detect,
+    benchmark: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            file_okay=False,
+            help="--task localize: a built benchmark (fake/<kind>, masks/<kind>, real/source).",
+        ),
+    ] = None,
+    localizer: Annotated[
+        str | None,
+        typer.Option(
+            help="--task localize: a localizer folder or bundled localizer name (default: the "
+            "bundled default localizer)."
+        ),
+    ] = None,
+    split: Annotated[
+        Split, typer.Option(help="--task localize: the split of localization_splits to evaluate.")
+    ] = Split.test,
+    limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="--task localize: at most N images per kind (seeded draw)."),
+    ] = None,
+    calibrate: Annotated[
+        bool,
+        typer.Option(
+            help="--task localize: first set the threshold on the calibration split (clean)."
+        ),
+    ] = False,
     cache: CacheOption = True,
     cache_dir: CacheDirOption = None,
     threads: ThreadsOption = 1,
@@ -256,10 +306,22 @@ def evaluate(
     from fakescope.evaluation.suite import SuiteConfig
 
     if task is Task.localize:
-        raise typer.BadParameter(
-            "localization (masks of manipulated regions) is not available yet; use --task detect",
-            param_hint="--task",
+        _set_threads(threads)
+        _evaluate_localization(
+            benchmark or data,
+            localizer_name=localizer,
+            split=split.value,
+            perturb=perturb,
+            limit=limit,
+            calibrate=calibrate,
+            seed=seed,
+            output_format=output_format,
+            out=out,
+            progress=progress,
         )
+        return
+    if data is None:
+        raise typer.BadParameter("is required for --task detect", param_hint="--data")
     if full:
         train_on = train_on or ["all"]
         perturb = perturb or ["all"]
@@ -373,6 +435,163 @@ def analyze(
 
 def _command_line() -> str:
     return shlex.join(["fakescope", *sys.argv[1:]])
+
+
+# ------------------------------------------------------------------ --task localize
+
+
+def _evaluate_localization(
+    root: Path | None,
+    *,
+    localizer_name: str | None,
+    split: str,
+    perturb: list[str],
+    limit: int | None,
+    calibrate: bool,
+    seed: int,
+    output_format: ReportFormat,
+    out: Path | None,
+    progress: bool,
+) -> None:
+    """``eval --task localize``: the localizer over a benchmark split under perturbations.
+
+    With ``--out`` the JSON report goes there and the tables to stdout; without it, stdout
+    gets the tables, or the JSON with ``--format json``.
+    """
+    from fakescope.cli.localize import default_localizer, load_localizer_option
+    from fakescope.data.benchmark_splits import localization_splits
+    from fakescope.evaluation.localization import (
+        resolve_localization_perturbations,
+        run_localization_suite,
+        select_items,
+    )
+    from fakescope.reports.writers import write_json
+
+    if root is None:
+        raise typer.BadParameter(
+            "--task localize needs a benchmark folder", param_hint="--benchmark"
+        )
+    try:
+        specs = resolve_localization_perturbations(perturb)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--perturb") from exc
+    try:
+        splits = localization_splits(root, seed)
+    except (OSError, ValueError) as exc:  # a folder that is not a benchmark
+        raise typer.BadParameter(
+            f"cannot read the benchmark: {exc}", param_hint="--benchmark"
+        ) from exc
+    items = select_items(splits[split], limit, seed)
+    if not any(item.kind != "pristine" for item in items):
+        raise typer.BadParameter(
+            f"the {split} split of {root} holds no forgery with a mask (fake/<kind>/ + "
+            "masks/<kind>/, docs/dataset-layout.md)",
+            param_hint="--benchmark",
+        )
+    localizer_name = localizer_name or default_localizer()
+    method = load_localizer_option(localizer_name)
+    if calibrate:
+        _calibrate_localizer(method, splits["calibration"], limit, seed)
+    with progress_bar(progress and stderr.is_terminal) as bar:
+        task = bar.add_task("localizing", total=len(items) * len(specs))
+        results = run_localization_suite(
+            method, items, specs, seed=seed, on_progress=lambda: bar.advance(task)
+        )
+    kinds: dict[str, int] = {}
+    for item in items:
+        kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    report = {
+        "task": "localize",
+        "command": _command_line(),
+        "localizer": {
+            "name": localizer_name,
+            "method": method.name,
+            "threshold": method.threshold,
+            "image_threshold": method.image_threshold,
+            "calibrated_here": calibrate,
+        },
+        "benchmark": {
+            "path": str(root),
+            "split": split,
+            "seed": seed,
+            "limit": limit,
+            "n_items": len(items),
+            "kinds": dict(sorted(kinds.items())),
+        },
+        "perturbations": results,
+    }
+    if out is not None:
+        try:
+            out.write_text(write_json(report), encoding="utf-8")
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"cannot write {out}: {exc.strerror}", param_hint="--out"
+            ) from exc
+        stderr.print(f"wrote {out}")
+    if out is None and output_format is ReportFormat.json:
+        sys.stdout.write(write_json(report))
+    else:
+        # Tables written to a pipe get room for every column; a terminal its own width.
+        width = None if sys.stdout.isatty() else 200
+        print_localization_tables(report, Console(file=sys.stdout, width=width))
+    errors = sum(block["n_errors"] for block in results.values())
+    if errors:
+        stderr.print(f"[yellow]{errors} images could not be evaluated and were skipped[/]")
+
+
+def _calibrate_localizer(method: Any, items: list[Any], limit: int | None, seed: int) -> None:
+    """Set the threshold that maximises mean pixel F1 on the (clean) calibration split."""
+    from fakescope.errors import InputError
+    from fakescope.evaluation.localization import prepare_item, select_items
+
+    images, masks, tables = [], [], []
+    for item in select_items(items, limit, seed):
+        try:
+            prepared = prepare_item(item, None, seed, "clean")
+        except InputError:
+            continue
+        images.append(prepared.pixels)
+        masks.append(prepared.truth)
+        tables.append(prepared.jpeg_quantization)
+    if not images:
+        raise typer.BadParameter("the calibration split is empty", param_hint="--calibrate")
+    method.calibrate(images, masks, tables)
+    stderr.print(
+        f"[dim]thresholds: pixel {method.threshold:.3f}, image {method.image_threshold:.3f} "
+        f"(calibrated on {len(images)} images)[/]"
+    )
+
+
+#: The metrics of a localization table row, after its counts (keys of the report's blocks).
+LOCALIZATION_COLUMNS = ("f1_all", "f1_tampered", "f1_pristine", "iou_all", "iou_tampered",
+                        "pixel_auc", "image_ap")  # fmt: skip
+
+
+def print_localization_tables(report: dict[str, Any], console: Console) -> None:
+    """One row per perturbation x scope (overall, then each forgery kind)."""
+    loc = report["localizer"]
+    bench = report["benchmark"]
+    table = Table(
+        title=f"{loc['name']} ({loc['method']}, pixel threshold {loc['threshold']:.3f}, image "
+        f"threshold {loc.get('image_threshold', loc['threshold']):.3f}) on "
+        f"{bench['path']} ({bench['split']} split, {bench['n_items']} images)"
+    )
+    columns = ("perturbation", "kind", "tampered", "pristine", "F1 all", "F1 tampered",
+               "F1 pristine", "IoU all", "IoU tampered", "pixel AUC", "image AP")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("perturbation", "kind") else "right")
+    for spec, block in report["perturbations"].items():
+        scopes = [("overall", block["overall"]), *block["kinds"].items()]
+        for i, (scope, m) in enumerate(scopes):
+            table.add_row(
+                spec if i == 0 else "",
+                scope,
+                str(m["n_tampered"]),
+                str(m["n_pristine"]),
+                *(_fmt(m.get(key)) for key in LOCALIZATION_COLUMNS),
+                end_section=i == len(scopes) - 1,
+            )
+    console.print(table)
 
 
 # ------------------------------------------------------------------ terminal tables

@@ -19,6 +19,7 @@ from fakescope.cli import eval_cmd
 from fakescope.cli.common import open_output, progress_bar, stderr
 from fakescope.cli.data import data_app
 from fakescope.cli.export import export
+from fakescope.cli.localize import localize
 from fakescope.cli.serve import serve
 from fakescope.cli.weights import weights_app
 from fakescope.errors import FakescopeError
@@ -38,6 +39,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 app.command("serve")(serve)
 app.command("export")(export)
+app.command("localize")(localize)
 
 
 class ScanFormat(StrEnum):

@@ -1,0 +1,219 @@
+"""Warp detection and reversal: the flow inverse, the grid cue, a tiny trained network."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from fakescope.data.forge import FORGERIES  # noqa: E402
+from fakescope.errors import ModelError  # noqa: E402
+from fakescope.localizers import create, load_localizer  # noqa: E402
+from fakescope.localizers.warp_flow.localizer import (  # noqa: E402
+    WarpFlowLocalizer,
+    invert_flow,
+    psnr,
+    shrink_flow,
+    unwarp,
+)
+from fakescope.localizers.warp_flow.network import (  # noqa: E402
+    flow_features,
+    grid_offset,
+)
+
+TINY = {"width": 4, "depth": 2, "cell": 4, "steps": 4, "batch_size": 2, "crop_size": 64}
+
+
+def _photo_like(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """Smooth structure plus grain, JPEG-compressed at quality 85: a block grid at offset 0."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, (height // 16 + 2, width // 16 + 2, 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    grain = rng.normal(0, 12, (height, width, 3)).astype(np.float32)
+    pixels = np.clip(smooth + cv2.GaussianBlur(grain, (0, 0), 0.8), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", pixels, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    assert ok
+    return cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+
+
+def _warp(image: np.ndarray, seed: int, peak: float | None = None):
+    return FORGERIES["warp"].forge(image, np.random.default_rng(seed), max_displacement_px=peak)
+
+
+@pytest.fixture(scope="module")
+def trained() -> WarpFlowLocalizer:
+    images, masks, flows = [], [], []
+    for seed in range(3):
+        image = _photo_like(96, 96, seed)
+        forgery = _warp(image, seed)
+        images += [forgery.pixels, image]
+        masks += [forgery.mask, None]
+        flows += [forgery.flow, None]
+    return WarpFlowLocalizer(**TINY).fit(images, masks, flows=flows)
+
+
+# -- the inverse, independent of any learning ------------------------------------------------
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_inverting_the_true_flow_restores_the_original(seed: int) -> None:
+    original = _photo_like(192, 160, seed)
+    forgery = _warp(original, seed)
+    before = psnr(forgery.pixels, original)
+    restored = unwarp(forgery.pixels, forgery.flow)
+    gain = psnr(restored, original) - before
+    assert gain > 15.0, f"gain {gain:.2f} dB"
+    # The exact inverse beats the first-order one, original(p) ~ forged(p - f(p)).
+    first_order = psnr(_remap(forgery.pixels, -forgery.flow), original) - before
+    assert gain > first_order
+
+
+def _remap(image: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    height, width = image.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    return cv2.remap(
+        image,
+        xx + backward[..., 1],
+        yy + backward[..., 0],
+        interpolation=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REFLECT_101,
+    )
+
+
+def test_inverse_satisfies_its_fixed_point_equation() -> None:
+    flow = _warp(_photo_like(128, 128), 5).flow
+    inverse = invert_flow(flow)
+    # g(q) + f(q + g(q)) = 0: warping back then forth lands where it started.
+    residual = inverse + _remap(flow, inverse)
+    assert np.abs(residual).max() < 0.05
+    # A strong pinch compresses content (|grad f| > 1): plain fixed-point iteration fails there.
+    strong = _warp(_photo_like(192, 160, 2), 2, peak=10.0).flow
+    residual = np.hypot(
+        *(invert_flow(strong) + _remap(strong, invert_flow(strong))).transpose(2, 0, 1)
+    )
+    assert np.percentile(residual, 99) < 0.1
+    assert np.abs(inverse).max() == pytest.approx(np.abs(flow).max(), rel=0.2)
+
+
+def test_zero_and_sub_threshold_flow_leave_the_image_byte_identical() -> None:
+    image = _photo_like(80, 112)
+    zero = np.zeros((80, 112, 2), np.float32)
+    assert np.array_equal(unwarp(image, zero), image)
+    tiny = np.full((80, 112, 2), 0.2, np.float32)
+    assert not shrink_flow(tiny, 0.4).any()
+    localizer = WarpFlowLocalizer(flow_threshold_px=0.4)
+    assert np.array_equal(localizer.undo_with_flow(image, tiny), image)
+
+
+def test_pixels_outside_the_predicted_warp_keep_their_bytes() -> None:
+    image = _photo_like(128, 128, 7)
+    forgery = _warp(image, 7, peak=8.0)
+    restored = unwarp(forgery.pixels, forgery.flow)
+    untouched = ~_dilate(np.hypot(*forgery.flow.transpose(2, 0, 1)) > 0, 20)
+    assert untouched.any()
+    assert np.array_equal(restored[untouched], forgery.pixels[untouched])
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+# -- the grid cue ----------------------------------------------------------------------------
+def test_grid_offset_follows_a_crop() -> None:
+    image = _photo_like(160, 160, 3)
+    assert grid_offset(image) == (0, 0)
+    assert grid_offset(image[3:, 5:]) == (5, 3)
+
+
+@pytest.mark.parametrize("shift", [1.0, 2.0, -3.0])
+def test_demodulated_grid_phase_reads_a_uniform_shift(shift: float) -> None:
+    image = _photo_like(160, 160, 4)
+    height, width = image.shape[:2]
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    shifted = cv2.remap(image, xx + shift, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    features = flow_features(shifted)
+    angle = math.atan2(features[5].mean(), features[4].mean())
+    assert -angle * 8 / (2 * math.pi) == pytest.approx(shift, abs=1.0)
+
+
+# -- the localizer ---------------------------------------------------------------------------
+def test_registry_creates_the_warp_localizer() -> None:
+    assert isinstance(create("warp-flow", **TINY), WarpFlowLocalizer)
+
+
+def test_localize_shapes_and_ranges(trained: WarpFlowLocalizer) -> None:
+    image = _warp(_photo_like(96, 128, 9), 9).pixels
+    result = trained.localize(image)
+    assert result.heatmap.shape == (96, 128) and result.heatmap.dtype == np.float32
+    assert 0.0 <= result.heatmap.min() <= result.heatmap.max() <= 1.0
+    assert result.mask.dtype == bool and 0.0 <= result.score <= 1.0
+    assert result.flow is not None and result.flow.shape == (96, 128, 2)
+    assert result.flow.dtype == np.float32 and np.isfinite(result.flow).all()
+    assert result.method == "warp-flow"
+    assert trained.fit_info_["warps_with_flow"] == 3
+    assert trained.fit_info_["pristine_images"] == 3
+    undone = trained.undo(image)
+    assert undone.shape == image.shape and undone.dtype == np.uint8
+    flow = trained.predict_flow(image)
+    assert np.array_equal(flow, result.flow)
+
+
+def test_save_load_round_trip(trained: WarpFlowLocalizer, tmp_path: Path) -> None:
+    image = _photo_like(96, 96, 11)
+    trained.threshold_ = 0.3
+    trained.save(tmp_path / "warp")
+    loaded = load_localizer(tmp_path / "warp")
+    assert isinstance(loaded, WarpFlowLocalizer) and loaded.threshold == 0.3
+    np.testing.assert_allclose(loaded.predict_flow(image), trained.predict_flow(image), atol=1e-5)
+    np.testing.assert_allclose(
+        loaded.predict_heatmap(image), trained.predict_heatmap(image), atol=1e-6
+    )
+
+
+def test_big_non_square_image_is_tiled(trained: WarpFlowLocalizer) -> None:
+    localizer = WarpFlowLocalizer(**{**TINY, "tile": 128, "overlap": 32})
+    localizer.network_ = trained.network_
+    image = _photo_like(300, 520, 12)
+    result = localizer.localize(image)
+    assert result.heatmap.shape == (300, 520) and result.flow.shape == (300, 520, 2)
+    assert np.isfinite(result.flow).all()
+    assert localizer.undo(image).shape == image.shape
+
+
+def test_unfitted_localizer_refuses_to_predict() -> None:
+    with pytest.raises(ModelError):
+        WarpFlowLocalizer(**TINY).predict_flow(_photo_like(64, 64))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"width": 0},
+        {"depth": 0},
+        {"crop_size": 100},
+        {"learning_rate": 0.0},
+        {"synthetic_share": 0.9, "pristine_share": 0.2},
+        {"flow_threshold_px": -1.0},
+        {"tile": 100},
+        {"overlap": 300},
+        {"threads": -1},
+        {"mask_loss_weight": -1.0},
+    ],
+)
+def test_bad_params_raise_value_error(params: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        create("warp-flow", **params)
+
+
+def test_fit_rejects_mismatched_flows() -> None:
+    image = _photo_like(96, 96)
+    forgery = _warp(image, 0)
+    localizer = WarpFlowLocalizer(**TINY)
+    with pytest.raises(ValueError):
+        localizer.fit([forgery.pixels], [forgery.mask], flows=[forgery.flow[:10]])
+    with pytest.raises(ValueError):
+        localizer.fit([forgery.pixels], [forgery.mask], flows=[])
