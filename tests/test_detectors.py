@@ -32,7 +32,7 @@ def test_registry_lists_and_creates_every_detector():
 
 
 def test_registry_unknown_name_and_bad_target(monkeypatch):
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(registry, "_registry", registry._registry.copy())
     with pytest.raises(KeyError, match="unknown detector 'nope'"):
         create("nope")
     with pytest.raises(ValueError, match="module:ClassName"):

@@ -65,7 +65,7 @@ class NoiseDetector(Detector):
 
 @pytest.fixture
 def noise_registered(monkeypatch):
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(registry, "_registry", registry._registry.copy())
     registry.register(NoiseDetector.name, f"{__name__}:NoiseDetector")
 
 

@@ -84,9 +84,10 @@ class FlowUndoRedLocalizer(UndoRedLocalizer):
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(localizers._registry, "test-red", f"{__name__}:RedLocalizer")
-    monkeypatch.setitem(localizers._registry, "test-red-undo", f"{__name__}:UndoRedLocalizer")
-    monkeypatch.setitem(localizers._registry, "test-red-flow", f"{__name__}:FlowUndoRedLocalizer")
+    monkeypatch.setattr(localizers, "_registry", localizers._registry.copy())
+    localizers.register("test-red", f"{__name__}:RedLocalizer")
+    localizers.register("test-red-undo", f"{__name__}:UndoRedLocalizer")
+    localizers.register("test-red-flow", f"{__name__}:FlowUndoRedLocalizer")
 
 
 @pytest.fixture

@@ -81,7 +81,7 @@ runner = CliRunner()
 @pytest.fixture
 def tiny_registered(monkeypatch):
     """The test detector in the registry, so that save/load and the CLI can find it."""
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(registry, "_registry", registry._registry.copy())
     registry.register(TinyTorchDetector.name, f"{__name__}:TinyTorchDetector")
 
 

@@ -91,7 +91,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], s
     else:  # a tiny torch model: a differentiable detector for relevance and attacks
         from fakescope import detectors as registry
 
-        restore = dict(registry._registry)
+        restore = registry._registry.copy()
         registry.register("tiny-test", "tests.test_analysis:TinyDetector")
         tiny = train_model(data, TrainingConfig("tiny-test", {"epochs": 2}, target_fpr=0.1))
         tiny.save(base / "tiny")

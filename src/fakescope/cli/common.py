@@ -50,3 +50,18 @@ def open_output(out: Path | None) -> Iterator[IO[str]]:
         raise typer.BadParameter(f"cannot write {out}: {exc.strerror}", param_hint="--out") from exc
     with handle:
         yield handle
+
+
+def _read_stdin_paths() -> Iterator[str]:
+    for line in sys.stdin:
+        if line.strip():
+            yield line.rstrip("\r\n")
+
+
+def expand_inputs(paths: list[str]) -> Iterator[str]:
+    """Paths as given, ``-`` replaced by the non-empty lines of stdin (one path each)."""
+    for path in paths:
+        if path == "-":
+            yield from _read_stdin_paths()
+        else:
+            yield path

@@ -10,8 +10,7 @@ The exit status is 1 only when no input could be localized at all.
 from __future__ import annotations
 
 import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from fakescope.cli.common import progress_bar, stderr
+from fakescope.cli.common import expand_inputs, progress_bar, stderr
 from fakescope.errors import FakescopeError, InputError, ScoringError, UnsupportedFormatError
 from fakescope.io.discover import VIDEO_EXTENSIONS, InputEntry, iter_input_files
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
@@ -101,21 +100,6 @@ def resolve_undo(localizer: Any) -> UndoStep:
             f"the bundled {UNDO_LOCALIZER!r} localizer has no undo step", param_hint="--undo"
         )
     return UndoStep(f"{UNDO_LOCALIZER} ({warp.name})", undo)
-
-
-def _read_stdin_paths() -> Iterator[str]:
-    for line in sys.stdin:
-        if line.strip():
-            yield line.rstrip("\r\n")
-
-
-def expand_inputs(paths: list[str]) -> Iterator[str]:
-    """Paths as given, ``-`` replaced by the lines of stdin (as ``fakescope scan`` reads them)."""
-    for path in paths:
-        if path == "-":
-            yield from _read_stdin_paths()
-        else:
-            yield path
 
 
 def _run_undo(

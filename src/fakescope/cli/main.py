@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from contextlib import nullcontext
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.table import Table
 
 from fakescope import __version__
 from fakescope.cli import eval_cmd
-from fakescope.cli.common import open_output, progress_bar, stderr
+from fakescope.cli.common import expand_inputs, open_output, progress_bar, stderr
 from fakescope.cli.data import data_app
 from fakescope.cli.export import export
 from fakescope.cli.localize import localize
@@ -115,20 +114,6 @@ def _use_onnx(detector: Any, model: str) -> None:
             f"the {detector.name!r} model has no torch network to run through ONNX",
             param_hint="--onnx",
         )
-
-
-def _read_stdin_paths() -> Iterator[str]:
-    for line in sys.stdin:
-        if line.strip():
-            yield line.rstrip("\r\n")
-
-
-def _expand_inputs(paths: list[str]) -> Iterator[str]:
-    for path in paths:
-        if path == "-":
-            yield from _read_stdin_paths()
-        else:
-            yield path
 
 
 @app.command()
@@ -234,7 +219,7 @@ def scan(
     except (FakescopeError, ValueError) as exc:  # the engine's extra is missing, bad options
         raise typer.BadParameter(str(exc), param_hint="--engine") from exc
     recorder = None
-    inputs = _expand_inputs(paths)
+    inputs = expand_inputs(paths)
     if db is not None:
         from fakescope.cli.export import open_scan_recorder
 

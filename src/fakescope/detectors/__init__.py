@@ -6,13 +6,12 @@ with the same ``module:Class`` value.
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from fakescope.detectors.base import Detector, read_config
 from fakescope.errors import ModelError
+from fakescope.registry import LazyRegistry
 
 _BUILTIN: dict[str, str] = {
     "spectral": "fakescope.detectors.spectral.detector:SpectralDetector",
@@ -22,45 +21,24 @@ _BUILTIN: dict[str, str] = {
     "clip-probe": "fakescope.detectors.clip_probe.detector:ClipProbeDetector",
     "universal-cnn": "fakescope.detectors.universal_cnn.detector:UniversalCNNDetector",
 }
-_registry: dict[str, str] = dict(_BUILTIN)
-_entry_points_loaded = False
+_registry: LazyRegistry[Detector] = LazyRegistry(
+    "detector", Detector, "fakescope.detectors", _BUILTIN
+)
 
 
 def register(name: str, target: str) -> None:
     """Register ``target`` (``"package.module:ClassName"``) under ``name``."""
-    if ":" not in target:
-        raise ValueError(f"target must look like 'package.module:ClassName', got {target!r}")
-    _registry[name] = target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if _entry_points_loaded:
-        return
-    for point in entry_points(group="fakescope.detectors"):
-        _registry.setdefault(point.name, point.value)
-    _entry_points_loaded = True
+    _registry.register(name, target)
 
 
 def list_detectors() -> list[str]:
     """Every registered detector name, sorted."""
-    _load_entry_points()
-    return sorted(_registry)
+    return _registry.names()
 
 
 def get_detector_class(name: str) -> type[Detector]:
     """Import and return the class registered as ``name``."""
-    _load_entry_points()
-    try:
-        target = _registry[name]
-    except KeyError:
-        known = ", ".join(sorted(_registry))
-        raise KeyError(f"unknown detector {name!r}; registered: {known}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Detector)):
-        raise TypeError(f"{target} is not a fakescope Detector")
-    return cls
+    return _registry.get(name)
 
 
 def create(name: str, **params: Any) -> Detector:

@@ -7,14 +7,13 @@ group. Bundled trained localizers live in ``fakescope/models/localization/<name>
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fakescope.errors import ModelError
 from fakescope.localizers.base import Localizer, read_localizer_config
+from fakescope.registry import LazyRegistry
 
 _BUILTIN: dict[str, str] = {
     "patch-scan": "fakescope.localizers.patch_scan.localizer:PatchScanLocalizer",
@@ -23,44 +22,24 @@ _BUILTIN: dict[str, str] = {
     "copy-move": "fakescope.localizers.copy_move.localizer:CopyMoveLocalizer",
     "warp-flow": "fakescope.localizers.warp_flow.localizer:WarpFlowLocalizer",
 }
-_registry: dict[str, str] = dict(_BUILTIN)
-_entry_points_loaded = False
-
+_registry: LazyRegistry[Localizer] = LazyRegistry(
+    "localizer", Localizer, "fakescope.localizers", _BUILTIN
+)
 #: The bundled localizer ``fakescope localize`` uses when none is named.
 DEFAULT_LOCALIZER = "segmentation-default"
 
 
 def register(name: str, target: str) -> None:
-    if ":" not in target:
-        raise ValueError(f"target must look like 'package.module:ClassName', got {target!r}")
-    _registry[name] = target
-
-
-def _load_entry_points() -> None:
-    global _entry_points_loaded
-    if not _entry_points_loaded:
-        for point in entry_points(group="fakescope.localizers"):
-            _registry.setdefault(point.name, point.value)
-        _entry_points_loaded = True
+    """Register ``target`` (``"package.module:ClassName"``) under ``name``."""
+    _registry.register(name, target)
 
 
 def list_localizers() -> list[str]:
-    _load_entry_points()
-    return sorted(_registry)
+    return _registry.names()
 
 
 def get_localizer_class(name: str) -> type[Localizer]:
-    _load_entry_points()
-    try:
-        target = _registry[name]
-    except KeyError:
-        known = ", ".join(sorted(_registry))
-        raise KeyError(f"unknown localizer {name!r}; registered: {known}") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    if not (isinstance(cls, type) and issubclass(cls, Localizer)):
-        raise TypeError(f"{target} is not a fakescope Localizer")
-    return cls
+    return _registry.get(name)
 
 
 def create(name: str, **params: Any) -> Localizer:
