@@ -82,9 +82,19 @@ class FlowUndoRedLocalizer(UndoRedLocalizer):
         return np.ascontiguousarray(image[::-1])
 
 
+class MissingPackageLocalizer(RedLocalizer):
+    """Needs a package that is not installed, as a learned method without torch would."""
+
+    name = "test-missing-package"
+
+    def predict_heatmap(self, image: np.ndarray, *, jpeg_quantization: Any = None) -> np.ndarray:
+        raise ModuleNotFoundError("No module named 'not_installed_here'")
+
+
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(localizers, "_registry", localizers._registry.copy())
+    localizers.register("test-missing-package", f"{__name__}:MissingPackageLocalizer")
     localizers.register("test-red", f"{__name__}:RedLocalizer")
     localizers.register("test-red-undo", f"{__name__}:UndoRedLocalizer")
     localizers.register("test-red-flow", f"{__name__}:FlowUndoRedLocalizer")
@@ -444,3 +454,19 @@ def test_eval_task_localize_usage_errors(red_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, empty)
     assert result.exit_code == 2
     assert "holds no forgery" in " ".join(result.output.replace("│", " ").split())
+
+
+def test_a_missing_package_is_one_usage_error_not_a_row_per_file(
+    registered: None, tmp_path: Path
+) -> None:
+    model = MissingPackageLocalizer().save(tmp_path / "missing-package")
+    for name in ("a.png", "b.png"):
+        Image.fromarray(painted(64, 64, (0, 0, 8, 8))).save(tmp_path / name)
+    result = runner.invoke(
+        app,
+        ["localize", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out",
+         str(tmp_path / "out"), "-l", str(model), "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    text = " ".join(result.output.replace("│", " ").split())
+    assert "not_installed_here" in text and "pip install" in text

@@ -210,3 +210,14 @@ def test_a_score_below_the_image_threshold_empties_the_mask() -> None:
     assert result.summary()["image_threshold"] == 0.5
     localizer.image_threshold_ = None
     assert localizer.localize(image).mask.any()
+
+
+def test_detectors_command_lists_localizers_and_bundled_localizer_models() -> None:
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+
+    result = CliRunner().invoke(app, ["detectors"])
+    assert result.exit_code == 0
+    assert "localizer:segmentation\t" in result.output
+    assert "localizer-model:segmentation-default\t" in result.output

@@ -30,6 +30,11 @@ from fakescope.results import ScanResult
 UNDO_LOCALIZER = "warp-flow-default"
 #: The JSON Lines file written next to the PNGs, one row per input.
 ROWS_FILE = "localization.jsonl"
+#: What to install when a localizer's package is missing.
+INSTALL_HINT = (
+    "learned localizers need the torch extra (pip install -e '.[torch]'), copy-move needs "
+    "OpenCV (pip install -e '.[data]')"
+)
 #: Rows shown in the closing table on stderr (the JSON holds them all).
 SUMMARY_ROWS = 20
 
@@ -53,7 +58,8 @@ def load_localizer_option(name_or_dir: str, param_hint: str = "--localizer") -> 
         raise typer.BadParameter(str(exc), param_hint=param_hint) from exc
     except ImportError as exc:  # a learned method without its extra (torch)
         raise typer.BadParameter(
-            f"the localizer needs a package that is not installed: {exc}", param_hint=param_hint
+            f"the localizer needs a package that is not installed ({exc}); {INSTALL_HINT}",
+            param_hint=param_hint,
         ) from exc
 
 
@@ -143,6 +149,8 @@ def localize_entry(
         )
     except InputError as exc:  # e.g. smaller than the method can read
         return ScanResult.failure(entry.path, exc, sha256=loaded.sha256)
+    except ImportError:
+        raise  # a missing package fails every image alike: one clear error, not one per row
     except Exception as exc:  # any method failure must cost one row, never the batch
         error = ScoringError(f"the localizer failed on this image: {exc}")
         return ScanResult.failure(entry.path, error, sha256=loaded.sha256)
@@ -299,15 +307,22 @@ def localize(
         writer = JsonLinesWriter(stream)
         task = bar.add_task("localizing", total=None)
         for entry in iter_input_files(expand_inputs(paths)):
-            result = localize_entry(
-                entry,
-                localizer,
-                out,
-                stems,
-                undo=undo_step,
-                max_pixels=max_pixels,
-                max_bytes=max_bytes,
-            )
+            try:
+                result = localize_entry(
+                    entry,
+                    localizer,
+                    out,
+                    stems,
+                    undo=undo_step,
+                    max_pixels=max_pixels,
+                    max_bytes=max_bytes,
+                )
+            except ImportError as exc:
+                writer.close()
+                raise typer.BadParameter(
+                    f"the localizer needs a package that is not installed ({exc}); {INSTALL_HINT}",
+                    param_hint="--localizer",
+                ) from exc
             writer.write(result)
             summary.add(result)
             bar.advance(task)

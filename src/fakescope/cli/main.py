@@ -469,7 +469,7 @@ def export_onnx_command(
 
 @app.command()
 def detectors() -> None:
-    """List the registered detectors and bundled models."""
+    """List the registered detectors and localizers, and the bundled models of each."""
     from fakescope.detectors import get_detector_class, list_detectors
     from fakescope.models import list_bundled_models
 
@@ -482,6 +482,17 @@ def detectors() -> None:
         print(f"{name}\t{doc[0] if doc else ''}")
     for name in list_bundled_models():
         print(f"model:{name}\tbundled calibrated model (use --model {name})")
+    from fakescope.localizers import get_localizer_class, list_bundled_localizers, list_localizers
+
+    for name in list_localizers():
+        try:
+            doc = (get_localizer_class(name).__doc__ or "").strip().splitlines()
+        except (ImportError, AttributeError, TypeError) as exc:
+            print(f"localizer:{name}\tcannot be loaded: {exc}")
+            continue
+        print(f"localizer:{name}\t{doc[0] if doc else ''}")
+    for name in list_bundled_localizers():
+        print(f"localizer-model:{name}\tbundled localizer (use fakescope localize -l {name})")
 
 
 def run() -> None:
