@@ -111,10 +111,7 @@ class Detector(BaseEstimator, ABC):
             detector.check_params()
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{directory}: invalid detector parameters: {exc}") from exc
-        weights_name = str(config.get("weights", "weights.npz"))
-        if Path(weights_name).name != weights_name:  # a config must not point outside its folder
-            raise ModelError(f"{directory}: weights file {weights_name!r} is not a plain name")
-        weights = read_weights(Path(directory) / weights_name)
+        weights = read_weights(weights_path(directory, config))
         detector._set_weights(weights, config.get("state", {}))
         return detector
 
@@ -146,22 +143,30 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
         raise ModelError(f"cannot read weights {path}: {exc}") from exc
 
 
-def read_config(directory: str | Path) -> dict[str, Any]:
-    """Read and check a detector's ``config.json``."""
+def read_config(directory: str | Path, kind: str = "detector") -> dict[str, Any]:
+    """Read and check the ``config.json`` of a saved ``kind`` (detector, localizer)."""
     path = Path(directory) / CONFIG_FILE
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise ModelError(f"{directory} is not a detector directory: no {CONFIG_FILE}") from exc
+        raise ModelError(f"{directory} is not a {kind} directory: no {CONFIG_FILE}") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(config, dict) or "detector" not in config:
-        raise ModelError(f"{path} does not name a detector")
+    if not isinstance(config, dict) or kind not in config:
+        raise ModelError(f"{path} does not name a {kind}")
     if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
         raise ModelError(
             f"{path} was written by a newer fakescope (format {config['format_version']})"
         )
     return config
+
+
+def weights_path(directory: str | Path, config: dict[str, Any]) -> Path:
+    """The weights file a config names, refusing names that point outside its folder."""
+    name = str(config.get("weights", "weights.npz"))
+    if Path(name).name != name:
+        raise ModelError(f"{directory}: weights file {name!r} is not a plain name")
+    return Path(directory) / name
 
 
 def check_images_labels(images: Sequence[np.ndarray], labels: Sequence[int]) -> np.ndarray:

@@ -26,7 +26,13 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from fakescope.calibration.pixel import best_f1_thresholds
-from fakescope.detectors.base import CONFIG_FILE, read_weights, write_weights
+from fakescope.detectors.base import (
+    CONFIG_FILE,
+    read_config,
+    read_weights,
+    weights_path,
+    write_weights,
+)
 from fakescope.errors import ModelError
 from fakescope.jsonable import to_jsonable
 from fakescope.results import Localization
@@ -202,11 +208,8 @@ class Localizer(BaseEstimator, ABC):
             localizer.check_params()
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{directory}: invalid localizer parameters: {exc}") from exc
-        weights_name = str(config.get("weights", "weights.npz"))
-        if Path(weights_name).name != weights_name:
-            raise ModelError(f"{directory}: weights file {weights_name!r} is not a plain name")
-        weights_path = Path(directory) / weights_name
-        weights = read_weights(weights_path) if weights_path.exists() else {}
+        path = weights_path(directory, config)
+        weights = read_weights(path) if path.exists() else {}
         localizer._set_weights(weights, config.get("state", {}))
         threshold = config.get("threshold")
         localizer.threshold_ = None if threshold is None else float(threshold)
@@ -216,18 +219,8 @@ class Localizer(BaseEstimator, ABC):
 
 
 def read_localizer_config(directory: str | Path) -> dict[str, Any]:
-    path = Path(directory) / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ModelError(f"{directory} is not a localizer directory: no {CONFIG_FILE}") from exc
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelError(f"cannot read {path}: {exc}") from exc
-    if not isinstance(config, dict) or "localizer" not in config:
-        raise ModelError(f"{path} does not name a localizer")
-    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise ModelError(f"{path} was written by a newer fakescope")
-    return config
+    """Read and check a saved localizer's ``config.json``."""
+    return read_config(directory, kind="localizer")
 
 
 def check_image(image: np.ndarray, min_side: int) -> None:
