@@ -42,7 +42,8 @@ def _require_torch() -> Any:
         from fakescope.data.forge import MissingDependencyError
 
         raise MissingDependencyError(
-            "the segmentation localizer needs torch; install it with `pip install torch`"
+            "the segmentation localizer needs torch; install the CPU wheel with "
+            "`pip install -e '.[torch]'` (torch==2.13.0)"
         ) from exc
     return torch
 
