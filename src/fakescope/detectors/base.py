@@ -24,22 +24,92 @@ CONFIG_FILE = "config.json"
 FORMAT_VERSION = 1
 
 
-class Detector(BaseEstimator, ABC):
+class SavedEstimator(BaseEstimator, ABC):
+    """What detectors and localizers share: hyper-parameters as ``__init__`` arguments, and
+    ``save`` / ``load`` as ``config.json`` plus named arrays (``.npz`` or safetensors).
+
+    ``config_kind`` is the config key naming the class (``"detector"``, ``"localizer"``);
+    subclasses add learned values of their own to the config with :meth:`_config_extra` and
+    read them back in :meth:`_restore_extra`.
+    """
+
+    #: The registry name; set by subclasses.
+    name: ClassVar[str] = ""
+    #: The config key that names the registered class.
+    config_kind: ClassVar[str] = "detector"
+    #: How :meth:`save` stores the arrays: ``"npz"`` or ``"safetensors"`` (never pickles).
+    weights_format: ClassVar[str] = "npz"
+    #: False when a method may have no arrays at all (a missing file then loads as none).
+    weights_required: ClassVar[bool] = True
+
+    def check_params(self) -> None:
+        """Raise ValueError for invalid hyper-parameters, before any data is touched."""
+
+    @abstractmethod
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The learned state as named arrays."""
+
+    @abstractmethod
+    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Restore the learned state written by :meth:`_weights` and :meth:`_state`."""
+
+    def _state(self) -> dict[str, Any]:
+        """Learned scalars and strings that belong in the JSON config, not the arrays."""
+        return {}
+
+    def _config_extra(self) -> dict[str, Any]:
+        """Top-level config entries of the subclass (written between params and state)."""
+        return {}
+
+    def _restore_extra(self, config: dict[str, Any]) -> None:
+        """Read back what :meth:`_config_extra` wrote."""
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and the weights (``.npz`` or ``.safetensors``) to ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        weights = self._weights()
+        weights_file = f"weights.{self.weights_format}"
+        config = {
+            "format_version": FORMAT_VERSION,
+            self.config_kind: self.name,
+            "params": to_jsonable(self.get_params(deep=False)),
+            **self._config_extra(),
+            "state": to_jsonable(self._state()),
+            "weights": weights_file,
+        }
+        write_weights(directory / weights_file, weights)
+        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Self:
+        """Rebuild what :meth:`save` wrote. Arrays load with ``allow_pickle=False``."""
+        kind = cls.config_kind
+        config = read_config(directory, kind=kind)
+        if config[kind] != cls.name:
+            raise ModelError(f"{directory} holds a {config[kind]!r} {kind}, not {cls.name!r}")
+        try:
+            estimator = cls(**config.get("params", {}))
+            estimator.check_params()
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{directory}: invalid {kind} parameters: {exc}") from exc
+        path = weights_path(directory, config)
+        weights = read_weights(path) if cls.weights_required or path.exists() else {}
+        estimator._set_weights(weights, config.get("state", {}))
+        estimator._restore_extra(config)
+        return estimator
+
+
+class Detector(SavedEstimator):
     """Base class: subclasses declare their hyper-parameters as ``__init__`` arguments.
 
     ``get_params`` / ``set_params`` come from scikit-learn's ``BaseEstimator``, so detectors
     clone, grid-search and sit in pipelines like any estimator.
     """
 
-    #: The registry name; set by subclasses.
-    name: ClassVar[str] = ""
     #: Images with a side shorter than this are refused before scoring.
     min_image_side: ClassVar[int] = 1
-    #: How :meth:`save` stores the arrays: ``"npz"`` or ``"safetensors"`` (never pickles).
-    weights_format: ClassVar[str] = "npz"
-
-    def check_params(self) -> None:
-        """Raise ValueError for invalid hyper-parameters, before any data is touched."""
 
     @abstractmethod
     def fit(
@@ -67,53 +137,6 @@ class Detector(BaseEstimator, ABC):
     ) -> tuple[np.ndarray, list[dict[str, Any]]]:
         """Scores and evidence together; detectors override it to share work between the two."""
         return self.predict_proba(images), self.explain(images)
-
-    # -- persistence -------------------------------------------------------------------------
-    @abstractmethod
-    def _weights(self) -> dict[str, np.ndarray]:
-        """The learned state as named arrays."""
-
-    @abstractmethod
-    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        """Restore the learned state written by :meth:`_weights` and :meth:`_state`."""
-
-    def _state(self) -> dict[str, Any]:
-        """Learned scalars and strings that belong in the JSON config, not the arrays."""
-        return {}
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``config.json`` and the weights (``.npz`` or ``.safetensors``) to ``directory``."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights = self._weights()
-        weights_file = f"weights.{self.weights_format}"
-        config = {
-            "format_version": FORMAT_VERSION,
-            "detector": self.name,
-            "params": to_jsonable(self.get_params(deep=False)),
-            "state": to_jsonable(self._state()),
-            "weights": weights_file,
-        }
-        write_weights(directory / weights_file, weights)
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        """Rebuild a detector saved by :meth:`save`. Arrays load with ``allow_pickle=False``."""
-        config = read_config(directory)
-        if config["detector"] != cls.name:
-            raise ModelError(
-                f"{directory} holds a {config['detector']!r} detector, not {cls.name!r}"
-            )
-        try:
-            detector = cls(**config.get("params", {}))
-            detector.check_params()
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{directory}: invalid detector parameters: {exc}") from exc
-        weights = read_weights(weights_path(directory, config))
-        detector._set_weights(weights, config.get("state", {}))
-        return detector
 
 
 def write_weights(path: Path, weights: dict[str, np.ndarray]) -> None:

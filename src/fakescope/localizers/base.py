@@ -16,28 +16,17 @@ the file is not a JPEG; methods that use JPEG cues read it, the others ignore it
 
 from __future__ import annotations
 
-import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 import numpy as np
-from sklearn.base import BaseEstimator
 
 from fakescope.calibration.pixel import best_f1_thresholds
-from fakescope.detectors.base import (
-    CONFIG_FILE,
-    read_config,
-    read_weights,
-    weights_path,
-    write_weights,
-)
-from fakescope.errors import ModelError
-from fakescope.jsonable import to_jsonable
+from fakescope.detectors.base import SavedEstimator, read_config
 from fakescope.results import Localization
 
-FORMAT_VERSION = 1
 JpegTables = dict[int, list[int]] | None
 #: Share of the hottest pixels whose mean heat is the default image-level score.
 TOP_SHARE = 0.01
@@ -45,24 +34,20 @@ TOP_SHARE = 0.01
 SCORE_PIXELS = 1_000_000
 
 
-class Localizer(BaseEstimator, ABC):
+class Localizer(SavedEstimator):
     """Base class: subclasses declare their hyper-parameters as ``__init__`` arguments."""
 
-    #: The registry name; set by subclasses.
-    name: ClassVar[str] = ""
     #: Images with a side shorter than this are refused with ImageTooSmallError.
     min_image_side: ClassVar[int] = 16
-    #: How :meth:`save` stores the arrays: ``"npz"`` or ``"safetensors"``.
+    config_kind: ClassVar[str] = "localizer"
     weights_format: ClassVar[str] = "safetensors"
+    weights_required: ClassVar[bool] = False  # copy-move has parameters only
     #: Threshold on the heat map before :meth:`calibrate` has run.
     default_threshold: ClassVar[float] = 0.5
 
     # Learned state, set by ``calibrate`` (and restored by ``load``).
     threshold_: float | None = None
     image_threshold_: float | None = None
-
-    def check_params(self) -> None:
-        """Raise ValueError for invalid hyper-parameters, before any data is touched."""
 
     @abstractmethod
     def fit(
@@ -166,56 +151,14 @@ class Localizer(BaseEstimator, ABC):
         self.threshold_, self.image_threshold_ = best_f1_thresholds(heatmaps, masks, scores)
         return self
 
-    # -- persistence -------------------------------------------------------------------------
-    @abstractmethod
-    def _weights(self) -> dict[str, np.ndarray]:
-        """The learned arrays (may be empty for methods without any)."""
+    # -- persistence (``SavedEstimator``; the thresholds go in the config) -----------------
+    def _config_extra(self) -> dict[str, Any]:
+        return {"threshold": self.threshold_, "image_threshold": self.image_threshold_}
 
-    @abstractmethod
-    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
-        """Restore what :meth:`_weights` and :meth:`_state` wrote."""
-
-    def _state(self) -> dict[str, Any]:
-        """Learned scalars and strings for the JSON config (the threshold is saved apart)."""
-        return {}
-
-    def save(self, directory: str | Path) -> Path:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        weights_file = f"weights.{self.weights_format}"
-        config = {
-            "format_version": FORMAT_VERSION,
-            "localizer": self.name,
-            "params": to_jsonable(self.get_params(deep=False)),
-            "threshold": self.threshold_,
-            "image_threshold": self.image_threshold_,
-            "state": to_jsonable(self._state()),
-            "weights": weights_file,
-        }
-        write_weights(directory / weights_file, self._weights())
-        (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        config = read_localizer_config(directory)
-        if config["localizer"] != cls.name:
-            raise ModelError(
-                f"{directory} holds a {config['localizer']!r} localizer, not {cls.name!r}"
-            )
-        try:
-            localizer = cls(**config.get("params", {}))
-            localizer.check_params()
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{directory}: invalid localizer parameters: {exc}") from exc
-        path = weights_path(directory, config)
-        weights = read_weights(path) if path.exists() else {}
-        localizer._set_weights(weights, config.get("state", {}))
-        threshold = config.get("threshold")
-        localizer.threshold_ = None if threshold is None else float(threshold)
-        image_threshold = config.get("image_threshold")
-        localizer.image_threshold_ = None if image_threshold is None else float(image_threshold)
-        return localizer
+    def _restore_extra(self, config: dict[str, Any]) -> None:
+        threshold, image_threshold = config.get("threshold"), config.get("image_threshold")
+        self.threshold_ = None if threshold is None else float(threshold)
+        self.image_threshold_ = None if image_threshold is None else float(image_threshold)
 
 
 def read_localizer_config(directory: str | Path) -> dict[str, Any]:
