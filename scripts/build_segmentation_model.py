@@ -10,10 +10,8 @@ Usage::
 Splits come from :func:`fakescope.data.benchmark_splits.localization_splits` (seed 0, disjoint
 by photo): the model trains on the train split (every forgery kind and the pristine tiles, plus
 forgeries made on the fly from the train split's pristine tiles), the threshold is calibrated on
-the calibration split, and the test split is scored: per kind, mean per-image pixel F1 and IoU
-over tampered images at the calibrated threshold, pixel ROC-AUC, image-level AP (that kind's
-forgeries against the pristine test tiles) and F1 over all images. These numbers are for fast
-iteration; ``fakescope eval --task localize`` is the reference evaluation.
+the calibration split, and the test split is scored by ``fakescope.evaluation.localization``:
+the same report and tables as ``fakescope eval --task localize --perturb clean``.
 """
 
 from __future__ import annotations
@@ -23,115 +21,26 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from rich.console import Console
 
-from fakescope.calibration.pixel import image_f1
+from fakescope.cli.eval_cmd import print_localization_tables
 from fakescope.data.benchmark_splits import LocalizationItem, localization_splits
-from fakescope.io.image import load_image
+from fakescope.evaluation.localization import CLEAN, localization_report, prepare_item
 from fakescope.localizers.segmentation import SegmentationLocalizer
-
-#: Pixels drawn per image for the pooled pixel ROC-AUC (bounds memory and time).
-AUC_PIXELS_PER_IMAGE = 2048
+from fakescope.reports.writers import write_json
 
 
-def read_items(items: list[LocalizationItem]) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
-    images, masks = [], []
-    for item in items:
-        images.append(load_image(item.image).pixels)
-        masks.append(None if item.mask is None else load_image(item.mask).pixels[..., 0] > 127)
-    return images, masks
-
-
-def image_iou(predicted: np.ndarray, truth: np.ndarray) -> float:
-    union = np.count_nonzero(predicted | truth)
-    return 1.0 if union == 0 else np.count_nonzero(predicted & truth) / union
-
-
-def evaluate(
-    localizer: SegmentationLocalizer, items: list[LocalizationItem], seed: int = 0
-) -> dict[str, Any]:
-    """Per-kind and overall metrics of ``localizer`` on ``items`` at its threshold."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    rng = np.random.default_rng(seed)
-    threshold = localizer.threshold
-    rows: list[dict[str, Any]] = []
-    for item in items:
-        image = load_image(item.image).pixels
-        truth = (
-            np.zeros(image.shape[:2], dtype=bool)
-            if item.mask is None
-            else load_image(item.mask).pixels[..., 0] > 127
-        )
-        heat = localizer.predict_heatmap(image)
-        flagged = heat >= threshold
-        pick = rng.integers(0, heat.size, AUC_PIXELS_PER_IMAGE)
-        rows.append(
-            {
-                "kind": item.kind,
-                "f1": image_f1(flagged, truth),
-                "iou": image_iou(flagged, truth),
-                "score": localizer.image_score(heat),
-                "heat_sample": heat.ravel()[pick],
-                "truth_sample": truth.ravel()[pick],
-            }
-        )
-    pristine = [r for r in rows if r["kind"] == "pristine"]
-    report: dict[str, Any] = {"threshold": threshold, "kinds": {}}
-    for kind in sorted({r["kind"] for r in rows} - {"pristine"}):
-        tampered = [r for r in rows if r["kind"] == kind]
-        heat = np.concatenate([r["heat_sample"] for r in tampered])
-        truth = np.concatenate([r["truth_sample"] for r in tampered])
-        scores = [r["score"] for r in tampered + pristine]
-        labels = [1] * len(tampered) + [0] * len(pristine)
-        report["kinds"][kind] = {
-            "n": len(tampered),
-            "f1_tampered": float(np.mean([r["f1"] for r in tampered])),
-            "iou_tampered": float(np.mean([r["iou"] for r in tampered])),
-            "pixel_auc": float(roc_auc_score(truth, heat))
-            if 0 < truth.sum() < truth.size
-            else None,
-            "image_ap": float(average_precision_score(labels, scores)) if pristine else None,
-            "f1_all": float(np.mean([r["f1"] for r in tampered + pristine])),
-        }
-    report["pristine"] = {
-        "n": len(pristine),
-        "f1": float(np.mean([r["f1"] for r in pristine])) if pristine else None,
-    }
-    forged = [r for r in rows if r["kind"] != "pristine"]
-    report["all"] = {
-        "n": len(rows),
-        "f1_all": float(np.mean([r["f1"] for r in rows])),
-        "f1_tampered": float(np.mean([r["f1"] for r in forged])) if forged else None,
-        "image_ap": float(
-            average_precision_score(
-                [r["kind"] != "pristine" for r in rows], [r["score"] for r in rows]
-            )
-        )
-        if forged and pristine
-        else None,
-    }
-    return report
-
-
-def print_table(report: dict[str, Any]) -> None:
-    def fmt(value: float | None) -> str:
-        return "  -  " if value is None else f"{value:.3f}"
-
-    print(f"threshold {report['threshold']:.3f}")
-    print(f"{'kind':<16} {'n':>5} {'F1':>6} {'IoU':>6} {'pxAUC':>6} {'imgAP':>6} {'F1all':>6}")
-    for kind, row in report["kinds"].items():
-        print(
-            f"{kind:<16} {row['n']:>5} {fmt(row['f1_tampered']):>6} {fmt(row['iou_tampered']):>6} "
-            f"{fmt(row['pixel_auc']):>6} {fmt(row['image_ap']):>6} {fmt(row['f1_all']):>6}"
-        )
-    print(f"{'pristine':<16} {report['pristine']['n']:>5} {fmt(report['pristine']['f1']):>6}")
-    row = report["all"]
-    print(
-        f"{'all':<16} {row['n']:>5} {fmt(row['f1_tampered']):>6} {'':>6} {'':>6} "
-        f"{fmt(row['image_ap']):>6} {fmt(row['f1_all']):>6}"
+def read_items(
+    items: list[LocalizationItem], seed: int
+) -> tuple[list[np.ndarray], list[np.ndarray | None], list[dict[int, list[int]] | None]]:
+    """Pixels, masks and JPEG tables, read as the evaluation reads them."""
+    prepared = [prepare_item(item, None, seed, CLEAN) for item in items]
+    return (
+        [p.pixels for p in prepared],
+        [p.truth for p in prepared],
+        [p.jpeg_quantization for p in prepared],
     )
 
 
@@ -182,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             localizer = SegmentationLocalizer(**params)
         localizer.check_params()
-        images, masks = read_items(splits["train"])
+        images, masks, _ = read_items(splits["train"], args.seed)
         start = time.monotonic()
 
         def progress(done: int, total: int) -> None:
@@ -195,16 +104,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {time.monotonic() - start:.0f}s", flush=True)
         localizer.save(args.out)
         del images, masks
-        calibration_images, calibration_masks = read_items(splits["calibration"])
-        localizer.calibrate(calibration_images, calibration_masks)
+        localizer.calibrate(*read_items(splits["calibration"], args.seed))
         localizer.save(args.out)
-        print(f"calibrated threshold {localizer.threshold:.3f}; saved {args.out}", flush=True)
-    report = evaluate(localizer, splits["test"], seed=args.seed)
-    report["params"] = {k: v for k, v in localizer.get_params().items()}
-    report["split"] = {"benchmark": str(args.benchmark), "seed": args.seed, "part": "test"}
+        print(
+            f"calibrated thresholds: pixel {localizer.threshold:.3f}, image "
+            f"{localizer.image_threshold:.3f}; saved {args.out}",
+            flush=True,
+        )
+    # The same report and tables as `fakescope eval --task localize --perturb clean`.
+    report = localization_report(
+        localizer,
+        splits["test"],
+        [CLEAN],
+        name=str(args.out),
+        benchmark=str(args.benchmark),
+        split="test",
+        seed=args.seed,
+    )
+    report["params"] = localizer.get_params()
     args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text(json.dumps(report, indent=2, default=list) + "\n")
-    print_table(report)
+    args.report.write_text(write_json(report))
+    print_localization_tables(report, Console(width=200))
     print(f"report: {args.report}")
     return 0
 

@@ -461,8 +461,8 @@ def _evaluate_localization(
     from fakescope.cli.localize import default_localizer, load_localizer_option
     from fakescope.data.benchmark_splits import localization_splits
     from fakescope.evaluation.localization import (
+        localization_report,
         resolve_localization_perturbations,
-        run_localization_suite,
         select_items,
     )
     from fakescope.reports.writers import write_json
@@ -494,32 +494,20 @@ def _evaluate_localization(
         _calibrate_localizer(method, splits["calibration"], limit, seed)
     with progress_bar(progress and stderr.is_terminal) as bar:
         task = bar.add_task("localizing", total=len(items) * len(specs))
-        results = run_localization_suite(
-            method, items, specs, seed=seed, on_progress=lambda: bar.advance(task)
+        report = localization_report(
+            method,
+            items,
+            specs,
+            name=localizer_name,
+            benchmark=str(root),
+            split=split,
+            seed=seed,
+            limit=limit,
+            on_progress=lambda: bar.advance(task),
         )
-    kinds: dict[str, int] = {}
-    for item in items:
-        kinds[item.kind] = kinds.get(item.kind, 0) + 1
-    report = {
-        "task": "localize",
-        "command": _command_line(),
-        "localizer": {
-            "name": localizer_name,
-            "method": method.name,
-            "threshold": method.threshold,
-            "image_threshold": method.image_threshold,
-            "calibrated_here": calibrate,
-        },
-        "benchmark": {
-            "path": str(root),
-            "split": split,
-            "seed": seed,
-            "limit": limit,
-            "n_items": len(items),
-            "kinds": dict(sorted(kinds.items())),
-        },
-        "perturbations": results,
-    }
+    report["command"] = _command_line()
+    report["localizer"]["calibrated_here"] = calibrate
+    results = report["perturbations"]
     if out is not None:
         try:
             out.write_text(write_json(report), encoding="utf-8")

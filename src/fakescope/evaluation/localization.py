@@ -368,3 +368,42 @@ __all__ = [
     "run_localization_suite",
     "select_items",
 ]
+
+
+def localization_report(
+    localizer: Any,
+    items: Sequence[LocalizationItem],
+    specs: Sequence[str],
+    *,
+    name: str,
+    benchmark: str,
+    split: str,
+    seed: int = 0,
+    limit: int | None = None,
+    on_progress: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The JSON report of ``fakescope eval --task localize`` (and of the build scripts):
+    the localizer and its thresholds, the items evaluated, and the metrics per spec."""
+    kinds: dict[str, int] = {}
+    for item in items:
+        kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    return {
+        "task": "localize",
+        "localizer": {
+            "name": name,
+            "method": localizer.name,
+            "threshold": localizer.threshold,
+            "image_threshold": localizer.image_threshold,
+        },
+        "benchmark": {
+            "path": benchmark,
+            "split": split,
+            "seed": seed,
+            "limit": limit,
+            "n_items": len(items),
+            "kinds": dict(sorted(kinds.items())),
+        },
+        "perturbations": run_localization_suite(
+            localizer, items, specs, seed=seed, on_progress=on_progress
+        ),
+    }
