@@ -148,6 +148,9 @@ def test_upload_shows_verdict_overlay_spectrum_and_evidence(server_url, browser,
     sync_api.expect(page.locator("#results li")).to_have_count(2, timeout=20_000)
     sync_api.expect(page.locator("#file-name")).to_have_text("dropped.png", timeout=10_000)
     sync_api.expect(verdict).to_have_text("No AI traces found")
+    # Selecting the dropped file ends by moving focus to the details panel once its report is
+    # drawn; wait for that, or it can take the focus away from the button pressed next.
+    sync_api.expect(page.locator("#details")).to_be_focused(timeout=10_000)
     page.locator("#results button", has_text="pixelshuffle").focus()
     page.keyboard.press("Enter")
     sync_api.expect(verdict).to_have_text("Likely AI-generated or manipulated", timeout=10_000)
