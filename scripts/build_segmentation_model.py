@@ -44,6 +44,19 @@ def read_items(
     )
 
 
+def calibrate_and_save(
+    localizer: SegmentationLocalizer, items: list[LocalizationItem], out: Path, seed: int
+) -> None:
+    """Pick the pixel and image thresholds on ``items`` (the calibration split) and save."""
+    localizer.calibrate(*read_items(items, seed))
+    localizer.save(out)
+    print(
+        f"calibrated thresholds: pixel {localizer.threshold:.3f}, image "
+        f"{localizer.image_threshold:.3f}; saved {out}",
+        flush=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--benchmark", type=Path, default=Path("work-data/benchmark"))
@@ -72,18 +85,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--evaluate-only", action="store_true", help="load --out instead of training"
     )
+    parser.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="with --evaluate-only: apply the --param overrides (inference settings such as "
+        "flip_average, score_top_share), recalibrate on the calibration split and re-save --out",
+    )
     args = parser.parse_args(argv)
+    if args.recalibrate and not args.evaluate_only:
+        parser.error("--recalibrate goes with --evaluate-only (training always calibrates)")
 
     splits = localization_splits(args.benchmark, seed=args.seed)
     for name, items in splits.items():
         print(f"{name}: {len(items)} images", flush=True)
+    overrides = {}
+    for override in args.param:
+        name, _, value = override.partition("=")
+        overrides[name] = json.loads(value)
     if args.evaluate_only:
         localizer = SegmentationLocalizer.load(args.out)
+        if args.recalibrate:
+            localizer.set_params(**overrides)
+            localizer.check_params()
+            calibrate_and_save(localizer, splits["calibration"], args.out, args.seed)
     else:
-        params = {"random_state": args.seed, "threads": args.threads}
-        for override in args.param:
-            name, _, value = override.partition("=")
-            params[name] = json.loads(value)
+        params = {"random_state": args.seed, "threads": args.threads, **overrides}
         if args.warm_start is not None:
             localizer = SegmentationLocalizer.load(args.warm_start)
             params["warm_start"] = True
@@ -104,13 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {time.monotonic() - start:.0f}s", flush=True)
         localizer.save(args.out)
         del images, masks
-        localizer.calibrate(*read_items(splits["calibration"], args.seed))
-        localizer.save(args.out)
-        print(
-            f"calibrated thresholds: pixel {localizer.threshold:.3f}, image "
-            f"{localizer.image_threshold:.3f}; saved {args.out}",
-            flush=True,
-        )
+        calibrate_and_save(localizer, splits["calibration"], args.out, args.seed)
     # The same report and tables as `fakescope eval --task localize --perturb clean`.
     report = localization_report(
         localizer,

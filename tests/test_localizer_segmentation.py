@@ -14,6 +14,7 @@ pytest.importorskip("cv2")
 from fakescope.errors import NotFittedError  # noqa: E402
 from fakescope.features.jpeg_cues import JPEG_CUE_CHANNELS, jpeg_cue_channels  # noqa: E402
 from fakescope.localizers import create  # noqa: E402
+from fakescope.localizers.base import Localizer, top_share_mean  # noqa: E402
 from fakescope.localizers.segmentation import SegmentationLocalizer  # noqa: E402
 from fakescope.localizers.segmentation import localizer as localizer_module  # noqa: E402
 from fakescope.localizers.segmentation.inputs import jpeg_round_trip  # noqa: E402
@@ -208,6 +209,8 @@ def test_warm_start_goes_on_training_the_same_network(trained: SegmentationLocal
         {"jpeg_share": 1.5},
         {"bayar_filters": -1},
         {"tile_size": 100},
+        {"score_top_share": 0.0},
+        {"score_top_share": 1.5},
     ],
 )
 def test_bad_params_raise_value_error(params: dict[str, object]) -> None:
@@ -224,3 +227,40 @@ def test_unfitted_and_bad_training_input() -> None:
         localizer.fit([image], [np.zeros((10, 10), dtype=bool)])
     with pytest.raises(ValueError):
         localizer.fit([image[:40, :40]], [None])
+
+
+def test_flip_average_is_the_mean_of_the_image_and_its_mirror(
+    trained: SegmentationLocalizer,
+) -> None:
+    single = SegmentationLocalizer(**{**trained.get_params(), "flip_average": False})
+    single.net_ = trained.net_
+    averaged = SegmentationLocalizer(**{**trained.get_params(), "flip_average": True})
+    averaged.net_ = trained.net_
+    image = textured(np.random.default_rng(5), 64, 96)  # sides on the JPEG grid
+    expected = 0.5 * (
+        single.predict_heatmap(image)
+        + single.predict_heatmap(np.ascontiguousarray(image[:, ::-1]))[:, ::-1]
+    )
+    np.testing.assert_allclose(averaged.predict_heatmap(image), expected, atol=1e-5)
+    # Off the grid the tile is padded first, so the mirror still maps blocks onto blocks.
+    odd = textured(np.random.default_rng(6), 61, 93)
+    heat = averaged.predict_heatmap(odd)
+    assert heat.shape == (61, 93) and 0.0 <= heat.min() <= heat.max() <= 1.0
+
+
+def test_image_score_is_not_diluted_by_a_small_edit() -> None:
+    heat = np.full((200, 200), 0.05, np.float32)
+    heat[100:110, 100:112] = 0.95  # 120 px: 0.3 % of the map
+    # The base class's hottest-1 % mean is mostly background here; the segmentation
+    # localizer's hottest 0.2 % lies inside the edit.
+    assert Localizer.image_score(SegmentationLocalizer(), heat) < 0.4
+    assert SegmentationLocalizer().image_score(heat) == pytest.approx(0.95)
+    assert SegmentationLocalizer(score_top_share=0.01).image_score(heat) < 0.4
+
+
+def test_top_share_mean_of_a_huge_map_reads_a_strided_view() -> None:
+    heat = np.zeros((3000, 2000), np.float32)
+    heat[1000:1200, 600:800] = 1.0  # 0.67 % of the map
+    assert top_share_mean(heat, 0.002) == pytest.approx(1.0)
+    assert top_share_mean(heat, 0.01) == pytest.approx(0.67, abs=0.02)
+    assert top_share_mean(np.zeros((1, 1), np.float32), 0.002) == 0.0

@@ -17,7 +17,12 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from fakescope.errors import NotFittedError
-from fakescope.localizers.base import JpegTables, Localizer, check_images_masks
+from fakescope.localizers.base import (
+    JpegTables,
+    Localizer,
+    check_images_masks,
+    top_share_mean,
+)
 from fakescope.localizers.segmentation.inputs import (
     jpeg_round_trip,
     network_input,
@@ -68,6 +73,8 @@ class SegmentationLocalizer(Localizer):
         jpeg_source_share: float = 0.1,
         use_jpeg_cues: bool = True,
         tile_size: int = 512,
+        flip_average: bool = True,
+        score_top_share: float = 0.002,
         random_state: int = 0,
         threads: int = 0,
         warm_start: bool = False,
@@ -84,6 +91,8 @@ class SegmentationLocalizer(Localizer):
         self.jpeg_source_share = jpeg_source_share
         self.use_jpeg_cues = use_jpeg_cues
         self.tile_size = tile_size
+        self.flip_average = flip_average
+        self.score_top_share = score_top_share
         self.random_state = random_state
         self.threads = threads
         self.warm_start = warm_start
@@ -117,6 +126,8 @@ class SegmentationLocalizer(Localizer):
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if not 0.0 < self.score_top_share <= 1.0:
+            raise ValueError(f"score_top_share must be in (0, 1], got {self.score_top_share}")
 
     def _build(self) -> Any:
         from fakescope.localizers.segmentation.network import SegmentationNet
@@ -269,7 +280,10 @@ class SegmentationLocalizer(Localizer):
         """Sigmoid of the U-Net's logit at every pixel, float32 (H, W) in [0, 1].
 
         Images larger than ``tile_size`` go through overlapping tiles whose origins are
-        multiples of 8 (so each tile's JPEG grid matches the file's).
+        multiples of 8 (so each tile's JPEG grid matches the file's). With ``flip_average``
+        each tile is also read mirrored left-right and the two probability maps are averaged:
+        a spurious hot spot rarely survives both views, a forged region does. It costs twice
+        the time and raised the best mean F1 on the calibration split (see the model card).
         """
         net = self._check_fitted()
         torch = _require_torch()
@@ -277,13 +291,31 @@ class SegmentationLocalizer(Localizer):
 
         def heat(tile: np.ndarray) -> np.ndarray:
             height, width = tile.shape[:2]
-            array = pad_to_multiple(network_input(tile, tables), max(8, self.stride))
+            # Padded to a multiple of 8 (and of the stride), so the mirror maps JPEG blocks
+            # onto blocks: the same flip the training crops get.
+            array = torch.from_numpy(
+                pad_to_multiple(network_input(tile, tables), max(8, self.stride))
+            )[None]
+            if self.flip_average:
+                array = torch.cat([array, array.flip(-1)])
             with torch.inference_mode():
-                logits = net(torch.from_numpy(array)[None])
-            return torch.sigmoid(logits)[0, 0, :height, :width].numpy()
+                probability = torch.sigmoid(net(array))
+            if self.flip_average:
+                probability = 0.5 * (probability[:1] + probability[1:].flip(-1))
+            return probability[0, 0, :height, :width].numpy()
 
         net.eval()
         return tiled_map(image, heat, tile=int(self.tile_size)).astype(np.float32, copy=False)
+
+    def image_score(self, heatmap: np.ndarray) -> float:
+        """Mean heat of the hottest ``score_top_share`` of the pixels (0.2 %: about a
+        25x25 px region of a 512 px image).
+
+        The base class averages the hottest 1 %, which dilutes small edits (a median mask is
+        2-5 % of a 256 px tile, the smallest far less). On the calibration split the 0.2 % mean
+        gave the best mean F1 of six image statistics; see the model card.
+        """
+        return top_share_mean(heatmap, self.score_top_share)
 
     # -- persistence ---------------------------------------------------------------------------
     def _weights(self) -> dict[str, np.ndarray]:
