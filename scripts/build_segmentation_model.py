@@ -12,6 +12,11 @@ by photo): the model trains on the train split (every forgery kind and the prist
 forgeries made on the fly from the train split's pristine tiles), the threshold is calibrated on
 the calibration split, and the test split is scored by ``fakescope.evaluation.localization``:
 the same report and tables as ``fakescope eval --task localize --perturb clean``.
+
+Training goes in rounds (``--warm-start DIR``, hyper-parameters by ``--param NAME=JSON``). A
+model trained under perturbations (``--param perturb_share=0.6 --param 'perturb_specs=[...]'``)
+is calibrated on the calibration split spread over ``--calibrate-perturb SPEC`` (repeatable).
+``--evaluate-only --recalibrate`` re-calibrates a saved model after changing inference settings.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,16 +33,22 @@ from rich.console import Console
 
 from fakescope.cli.eval_cmd import print_localization_tables
 from fakescope.data.benchmark_splits import LocalizationItem, localization_splits
+from fakescope.data.perturb import parse_spec
 from fakescope.evaluation.localization import CLEAN, localization_report, prepare_item
 from fakescope.localizers.segmentation import SegmentationLocalizer
 from fakescope.reports.writers import write_json
 
 
 def read_items(
-    items: list[LocalizationItem], seed: int
+    items: list[LocalizationItem], seed: int, specs: Sequence[str] = (CLEAN,)
 ) -> tuple[list[np.ndarray], list[np.ndarray | None], list[dict[int, list[int]] | None]]:
-    """Pixels, masks and JPEG tables, read as the evaluation reads them."""
-    prepared = [prepare_item(item, None, seed, CLEAN) for item in items]
+    """Pixels, masks and JPEG tables, read as the evaluation reads them; item ``i`` goes
+    through perturbation spec ``specs[i % len(specs)]`` (masks follow geometric steps)."""
+    chains = [None if spec == CLEAN else parse_spec(spec) for spec in specs]
+    prepared = [
+        prepare_item(item, chains[i % len(specs)], seed, specs[i % len(specs)])
+        for i, item in enumerate(items)
+    ]
     return (
         [p.pixels for p in prepared],
         [p.truth for p in prepared],
@@ -45,10 +57,14 @@ def read_items(
 
 
 def calibrate_and_save(
-    localizer: SegmentationLocalizer, items: list[LocalizationItem], out: Path, seed: int
+    localizer: SegmentationLocalizer,
+    items: list[LocalizationItem],
+    out: Path,
+    seed: int,
+    specs: Sequence[str] = (CLEAN,),
 ) -> None:
     """Pick the pixel and image thresholds on ``items`` (the calibration split) and save."""
-    localizer.calibrate(*read_items(items, seed))
+    localizer.calibrate(*read_items(items, seed, specs))
     localizer.save(out)
     print(
         f"calibrated thresholds: pixel {localizer.threshold:.3f}, image "
@@ -91,7 +107,17 @@ def main(argv: list[str] | None = None) -> int:
         help="with --evaluate-only: apply the --param overrides (inference settings such as "
         "flip_average, score_top_share), recalibrate on the calibration split and re-save --out",
     )
+    parser.add_argument(
+        "--calibrate-perturb",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="calibrate on the calibration split spread over these perturbation specs "
+        "('clean' included if given; default: clean only), for a model trained under "
+        "perturbations; repeatable",
+    )
     args = parser.parse_args(argv)
+    calibration_specs = tuple(args.calibrate_perturb) or (CLEAN,)
     if args.recalibrate and not args.evaluate_only:
         parser.error("--recalibrate goes with --evaluate-only (training always calibrates)")
 
@@ -107,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.recalibrate:
             localizer.set_params(**overrides)
             localizer.check_params()
-            calibrate_and_save(localizer, splits["calibration"], args.out, args.seed)
+            calibrate_and_save(
+                localizer, splits["calibration"], args.out, args.seed, calibration_specs
+            )
     else:
         params = {"random_state": args.seed, "threads": args.threads, **overrides}
         if args.warm_start is not None:
@@ -130,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trained in {time.monotonic() - start:.0f}s", flush=True)
         localizer.save(args.out)
         del images, masks
-        calibrate_and_save(localizer, splits["calibration"], args.out, args.seed)
+        calibrate_and_save(localizer, splits["calibration"], args.out, args.seed, calibration_specs)
     # The same report and tables as `fakescope eval --task localize --perturb clean`.
     report = localization_report(
         localizer,

@@ -264,3 +264,39 @@ def test_top_share_mean_of_a_huge_map_reads_a_strided_view() -> None:
     assert top_share_mean(heat, 0.002) == pytest.approx(1.0)
     assert top_share_mean(heat, 0.01) == pytest.approx(0.67, abs=0.02)
     assert top_share_mean(np.zeros((1, 1), np.float32), 0.002) == 0.0
+
+
+def test_perturbation_augmentation_moves_the_mask_with_the_image() -> None:
+    localizer = SegmentationLocalizer(
+        **{**TINY, "perturb_share": 1.0, "perturb_specs": ["resize:0.5", "jpeg:70-90"]}
+    )
+    chains = localizer._perturbations()
+    image = textured(np.random.default_rng(11), 128, 128)
+    mask = np.zeros((128, 128), dtype=bool)
+    mask[32:64, 80:112] = True
+    rng = np.random.default_rng(0)
+    pixels, moved, tables = localizer._perturb(image, mask, None, chains[:1], rng)
+    assert pixels.shape == (64, 64, 3) and moved.shape == (64, 64) and tables is None
+    assert moved[16:32, 40:56].all() and moved.sum() == 16 * 16
+    pixels, moved, tables = localizer._perturb(image, mask, None, chains[1:], rng)
+    assert pixels.shape == image.shape and (moved == mask).all()
+    assert tables is not None and 0 in tables  # a recompressed file's own tables
+    # Smaller than a crop after the perturbation: the sample is left as it was.
+    small = SegmentationLocalizer(**{**TINY, "crop_size": 96})
+    same, kept, _ = small._perturb(image, mask, None, chains[:1], rng)
+    assert same is image and kept is mask
+
+
+def test_training_under_perturbations_runs_and_records_its_specs(
+    square_data: tuple[list[np.ndarray], list[np.ndarray | None]], tmp_path: Path
+) -> None:
+    images, masks = square_data
+    params = {**TINY, "epochs": 1, "on_the_fly": 4, "perturb_share": 0.5}
+    localizer = SegmentationLocalizer(**params, perturb_specs=["blur:0.5-1.5", "jpeg:60-95"])
+    localizer.fit(images[:8], masks[:8]).save(tmp_path / "robust")
+    restored = SegmentationLocalizer.load(tmp_path / "robust")
+    assert list(restored.get_params()["perturb_specs"]) == ["blur:0.5-1.5", "jpeg:60-95"]
+    with pytest.raises(ValueError, match="perturb_specs"):
+        SegmentationLocalizer(perturb_share=0.5).check_params()
+    with pytest.raises(ValueError):
+        SegmentationLocalizer(perturb_share=0.5, perturb_specs=["nosuch:1"]).check_params()

@@ -200,6 +200,14 @@ class Perturbed:
     record: Params  # {"name": ..., "params": {...}}; JSON-ready, replayable with replay()
     encoded: Encoded | None = None
 
+    def jpeg_tables(self) -> dict[int, list[int]] | None:
+        """The quantization tables of a final JPEG step (what a reader of the file would see)."""
+        if self.encoded is None or self.encoded.format != "JPEG":
+            return None
+        with Image.open(io.BytesIO(self.encoded.data)) as image:
+            tables = getattr(image, "quantization", None)
+            return {int(k): list(map(int, v)) for k, v in tables.items()} if tables else None
+
 
 # --- the base class -----------------------------------------------------------------------------
 

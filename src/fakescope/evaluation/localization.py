@@ -21,18 +21,16 @@ mask-following code). Only per-image numbers and the pixel subsample are kept.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fakescope.calibration.pixel import image_f1
 from fakescope.data.benchmark_splits import LocalizationItem
-from fakescope.data.perturb import Chain, Perturbed, derive_seed, parse_spec, replay_mask
+from fakescope.data.perturb import Chain, derive_seed, parse_spec, replay_mask
 from fakescope.errors import InputError
 from fakescope.evaluation.robustness import CLEAN, SWEEPS, resolve_sweeps
 from fakescope.io.image import load_image
@@ -235,16 +233,6 @@ class PreparedItem:
     jpeg_quantization: dict[int, list[int]] | None
 
 
-def _jpeg_tables(perturbed: Perturbed) -> dict[int, list[int]] | None:
-    """The quantization tables of a final JPEG step (what a method would read from the file)."""
-    encoded = perturbed.encoded
-    if encoded is None or encoded.format != "JPEG":
-        return None
-    with Image.open(io.BytesIO(encoded.data)) as image:
-        tables = getattr(image, "quantization", None)
-        return {int(k): list(map(int, v)) for k, v in tables.items()} if tables else None
-
-
 def perturbation_seed(seed: int, spec: str, item: LocalizationItem) -> int:
     """Per image and spec, stable whatever else is evaluated (as the robustness grid does)."""
     return derive_seed(seed, f"{spec}|{item.image.parent.name}/{item.image.name}")
@@ -267,7 +255,7 @@ def prepare_item(item: LocalizationItem, chain: Chain | None, seed: int, spec: s
     perturbed = chain(pixels, perturbation_seed(seed, spec, item))
     # The mask follows the recorded params (nearest neighbour for geometric steps).
     truth = replay_mask(truth, perturbed.record)
-    return PreparedItem(perturbed.pixels, truth, _jpeg_tables(perturbed))
+    return PreparedItem(perturbed.pixels, truth, perturbed.jpeg_tables())
 
 
 def evaluate_localizer(

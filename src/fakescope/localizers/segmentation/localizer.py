@@ -75,6 +75,8 @@ class SegmentationLocalizer(Localizer):
         tile_size: int = 512,
         flip_average: bool = True,
         score_top_share: float = 0.002,
+        perturb_share: float = 0.0,
+        perturb_specs: Sequence[str] = (),
         random_state: int = 0,
         threads: int = 0,
         warm_start: bool = False,
@@ -93,6 +95,8 @@ class SegmentationLocalizer(Localizer):
         self.tile_size = tile_size
         self.flip_average = flip_average
         self.score_top_share = score_top_share
+        self.perturb_share = perturb_share
+        self.perturb_specs = perturb_specs
         self.random_state = random_state
         self.threads = threads
         self.warm_start = warm_start
@@ -126,6 +130,11 @@ class SegmentationLocalizer(Localizer):
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if not 0.0 <= self.perturb_share <= 1.0:
+            raise ValueError(f"perturb_share must be in [0, 1], got {self.perturb_share}")
+        if self.perturb_share > 0 and not self.perturb_specs:
+            raise ValueError("perturb_share > 0 needs perturb_specs, e.g. ['jpeg:60-95']")
+        self._perturbations()  # every spec must parse
         if not 0.0 < self.score_top_share <= 1.0:
             raise ValueError(f"score_top_share must be in (0, 1], got {self.score_top_share}")
 
@@ -133,6 +142,14 @@ class SegmentationLocalizer(Localizer):
         from fakescope.localizers.segmentation.network import SegmentationNet
 
         return SegmentationNet([int(w) for w in self.widths], int(self.bayar_filters))
+
+    def _perturbations(self) -> list[Any]:
+        """``perturb_specs`` parsed into chains (``fakescope.data.perturb``); ValueError if bad."""
+        from fakescope.data.perturb import parse_spec
+
+        if isinstance(self.perturb_specs, str):
+            raise ValueError("perturb_specs must be a list of specs, not one string")
+        return [parse_spec(str(spec)) for spec in self.perturb_specs]
 
     def _tables(self, tables: JpegTables) -> JpegTables:
         return tables if self.use_jpeg_cues else None
@@ -165,6 +182,7 @@ class SegmentationLocalizer(Localizer):
             net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
         )
         pristine = [i for i, m in enumerate(bool_masks) if not m.any()]
+        perturbations = self._perturbations()
         per_epoch = len(images) + (self.on_the_fly if pristine else 0)
         steps_per_epoch = math.ceil(per_epoch / self.batch_size)
         total = steps_per_epoch * self.epochs
@@ -177,7 +195,7 @@ class SegmentationLocalizer(Localizer):
             order = rng.permutation(per_epoch)
             for start in range(0, per_epoch, self.batch_size):
                 samples = [
-                    self._sample(int(index), images, bool_masks, pristine, rng)
+                    self._sample(int(index), images, bool_masks, pristine, rng, perturbations)
                     for index in order[start : start + self.batch_size]
                 ]
                 inputs = torch.from_numpy(
@@ -204,6 +222,7 @@ class SegmentationLocalizer(Localizer):
         masks: Sequence[np.ndarray],
         pristine: list[int],
         rng: np.random.Generator,
+        perturbations: Sequence[Any] = (),
     ) -> tuple[np.ndarray, np.ndarray, JpegTables]:
         """One augmented training crop: (pixels, mask, JPEG tables or None)."""
         tables: JpegTables = None
@@ -211,6 +230,8 @@ class SegmentationLocalizer(Localizer):
             pixels, mask = images[index], masks[index]
         else:
             pixels, mask, tables = self._forge_on_the_fly(images, pristine, rng)
+        if perturbations and rng.random() < self.perturb_share:
+            pixels, mask, tables = self._perturb(pixels, mask, tables, perturbations, rng)
         pixels, mask = self._crop(pixels, mask, rng)
         if tables is None and rng.random() < self.jpeg_share:
             pixels, tables = jpeg_round_trip(pixels, int(rng.integers(*JPEG_QUALITY)))
@@ -220,6 +241,26 @@ class SegmentationLocalizer(Localizer):
         if rng.random() < 0.5:
             pixels, mask = pixels[::-1], mask[::-1]
         return np.ascontiguousarray(pixels), np.ascontiguousarray(mask), tables
+
+    def _perturb(
+        self,
+        pixels: np.ndarray,
+        mask: np.ndarray,
+        tables: JpegTables,
+        perturbations: Sequence[Any],
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, JpegTables]:
+        """The whole image through one of ``perturb_specs`` (what an upload does to a forgery),
+        the mask through the same geometry; unchanged if the result is smaller than a crop."""
+        from fakescope.data.perturb import replay_mask
+
+        chain = perturbations[int(rng.integers(len(perturbations)))]
+        perturbed = chain(pixels, int(rng.integers(2**62)))
+        if min(perturbed.pixels.shape[:2]) < self.crop_size:
+            return pixels, mask, tables
+        moved = replay_mask(mask, perturbed.record)
+        # A recompressed file's own tables; any other last step leaves no JPEG to read.
+        return perturbed.pixels, moved, perturbed.jpeg_tables()
 
     def _forge_on_the_fly(
         self, images: Sequence[np.ndarray], pristine: list[int], rng: np.random.Generator
