@@ -217,3 +217,34 @@ def test_fit_rejects_mismatched_flows() -> None:
         localizer.fit([forgery.pixels], [forgery.mask], flows=[forgery.flow[:10]])
     with pytest.raises(ValueError):
         localizer.fit([forgery.pixels], [forgery.mask], flows=[])
+
+
+def test_resampling_cues_tell_stretched_from_compressed_content() -> None:
+    from fakescope.localizers.warp_flow.network import (
+        IN_CHANNELS,
+        RESAMPLING_CHANNELS,
+        resampling_cues,
+    )
+
+    rng = np.random.default_rng(0)
+    noise = np.clip(rng.normal(128, 25, (128, 256, 3)), 0, 255).astype(np.float32)
+    xs = np.arange(256, dtype=np.float32)
+    # Sampling positions: slope 0.6 (content stretched) on columns 64-127, 1.4 (compressed)
+    # on 128-191, continuous, identity elsewhere.
+    positions = np.where(
+        xs < 64,
+        xs,
+        np.where(xs < 128, 64 + 0.6 * (xs - 64), np.where(xs < 192, 102.4 + 1.4 * (xs - 128), xs)),
+    )
+    map_x = np.broadcast_to(positions[None, :], (128, 256)).astype(np.float32)
+    map_y = np.broadcast_to(np.arange(128, dtype=np.float32)[:, None], (128, 256)).copy()
+    warped = cv2.remap(noise, map_x.copy(), map_y, cv2.INTER_LINEAR).round().astype(np.uint8)
+    cues = resampling_cues(warped)
+    assert cues.shape == (RESAMPLING_CHANNELS, 128, 256)
+    horizontal = cues[0, 16:-16]
+    stretched, compressed = horizontal[:, 76:116].mean(), horizontal[:, 140:180].mean()
+    untouched = np.concatenate([horizontal[:, 8:52], horizontal[:, 204:248]], axis=1).mean()
+    assert stretched > untouched + 0.2 and compressed < stretched - 0.2
+    assert abs(cues[1, 16:-16, 8:52].mean()) < 0.1  # vertical: nothing changed along columns
+    assert flow_features(warped, (0, 0), True).shape[0] == IN_CHANNELS + RESAMPLING_CHANNELS
+    assert flow_features(warped).shape[0] == IN_CHANNELS

@@ -196,7 +196,9 @@ class WarpFlowLocalizer(Localizer):
     ``pristine_share`` (shares of each batch that are on-the-fly warps of pristine images and
     untouched pristine images; the rest are the given warps with their flows),
     ``flow_threshold_px`` (predicted flows below it count as none), ``mask_loss_weight`` (of the
-    mask head's BCE against the flow's endpoint error), ``tile`` / ``overlap``
+    mask head's BCE against the flow's endpoint error), ``resampling_cues`` (add the noise
+    correlation channels of :func:`~fakescope.localizers.warp_flow.network.resampling_cues`,
+    which tell stretched from compressed content), ``tile`` / ``overlap``
     (inference tiling), ``random_state`` and ``threads`` (torch threads, 0: torch's default).
     """
 
@@ -216,6 +218,7 @@ class WarpFlowLocalizer(Localizer):
         pristine_share: float = 0.15,
         flow_threshold_px: float = 0.4,
         mask_loss_weight: float = 1.0,
+        resampling_cues: bool = True,
         tile: int = 512,
         overlap: int = 64,
         random_state: int = 0,
@@ -232,6 +235,7 @@ class WarpFlowLocalizer(Localizer):
         self.pristine_share = pristine_share
         self.flow_threshold_px = flow_threshold_px
         self.mask_loss_weight = mask_loss_weight
+        self.resampling_cues = resampling_cues
         self.tile = tile
         self.overlap = overlap
         self.random_state = random_state
@@ -273,9 +277,14 @@ class WarpFlowLocalizer(Localizer):
         return self.cell * 2**self.depth
 
     def _new_network(self) -> Any:
-        from fakescope.localizers.warp_flow.network import FlowUNet
+        from fakescope.localizers.warp_flow.network import (
+            IN_CHANNELS,
+            RESAMPLING_CHANNELS,
+            FlowUNet,
+        )
 
-        return FlowUNet(width=self.width, depth=self.depth, cell=self.cell)
+        channels = IN_CHANNELS + (RESAMPLING_CHANNELS if self.resampling_cues else 0)
+        return FlowUNet(width=self.width, depth=self.depth, cell=self.cell, in_channels=channels)
 
     # -- training ----------------------------------------------------------------------------
     def fit(
@@ -369,7 +378,7 @@ class WarpFlowLocalizer(Localizer):
             inputs, targets, target_masks = [], [], []
             for _ in range(self.batch_size):
                 image, flow, mask = sample()
-                inputs.append(flow_features(image, grid_offset(image)))
+                inputs.append(flow_features(image, grid_offset(image), bool(self.resampling_cues)))
                 targets.append(flow.transpose(2, 0, 1))
                 target_masks.append(mask)
             x = torch.from_numpy(np.stack(inputs))
@@ -436,7 +445,7 @@ class WarpFlowLocalizer(Localizer):
         try:
             return tiled_map(
                 image,
-                lambda tile: run_network(network, tile, offset),
+                lambda tile: run_network(network, tile, offset, bool(self.resampling_cues)),
                 tile=self.tile,
                 overlap=self.overlap,
                 channels=3,
