@@ -73,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         "--evaluate-only", action="store_true", help="load --out instead of training"
     )
     parser.add_argument(
+        "--warm-start",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="go on training the model saved in DIR for --steps more steps",
+    )
+    parser.add_argument(
         "--recalibrate",
         action="store_true",
         help="with --evaluate-only: redo both calibrations on the calibration split and re-save",
@@ -140,15 +147,21 @@ def main(argv: list[str] | None = None) -> int:
         masks: list[np.ndarray | None] = [_load_mask(item.mask) for item in warps]  # type: ignore[arg-type]
         masks += [None] * len(pristine_paths)
         flows = [np.load(item.flow) for item in warps] + [None] * len(pristine_paths)
-        localizer = WarpFlowLocalizer(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
-            mask_loss_weight=args.mask_loss_weight,
-            random_state=args.seed,
-            threads=args.threads,
-        )
+        settings = {
+            "steps": args.steps,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "mask_loss_weight": args.mask_loss_weight,
+            "random_state": args.seed,
+            "threads": args.threads,
+        }
+        if args.warm_start is not None:
+            localizer = WarpFlowLocalizer.load(args.warm_start)
+            localizer.set_params(**settings, warm_start=True)
+        else:
+            localizer = WarpFlowLocalizer(**settings)
         localizer.fit(images, masks, flows=flows, log=log)
+        localizer.set_params(warm_start=False)  # a saved model starts afresh unless told
         log(f"fit: {localizer.fit_info_}")
         calibrate(localizer)
         localizer.save(args.out)

@@ -248,3 +248,22 @@ def test_resampling_cues_tell_stretched_from_compressed_content() -> None:
     assert abs(cues[1, 16:-16, 8:52].mean()) < 0.1  # vertical: nothing changed along columns
     assert flow_features(warped, (0, 0), True).shape[0] == IN_CHANNELS + RESAMPLING_CHANNELS
     assert flow_features(warped).shape[0] == IN_CHANNELS
+
+
+def test_warm_start_goes_on_training_the_same_network(trained: WarpFlowLocalizer) -> None:
+    import copy
+
+    rng = np.random.default_rng(3)
+    image = _photo_like(96, 96, seed=3)
+    forgery = FORGERIES["warp"].forge(image, rng)
+    again = copy.deepcopy(trained)
+    network = again.network_
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    again.set_params(warm_start=True, steps=2)
+    again.fit([forgery.pixels, image], [forgery.mask, None], flows=[forgery.flow, None])
+    assert again.network_ is network
+    changed = [k for k, v in network.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed
+    fresh = copy.deepcopy(trained).set_params(steps=2)
+    fresh.fit([forgery.pixels, image], [forgery.mask, None], flows=[forgery.flow, None])
+    assert fresh.network_ is not trained.network_

@@ -199,7 +199,8 @@ class WarpFlowLocalizer(Localizer):
     mask head's BCE against the flow's endpoint error), ``resampling_cues`` (add the noise
     correlation channels of :func:`~fakescope.localizers.warp_flow.network.resampling_cues`,
     which tell stretched from compressed content), ``tile`` / ``overlap``
-    (inference tiling), ``random_state`` and ``threads`` (torch threads, 0: torch's default).
+    (inference tiling), ``random_state``, ``threads`` (torch threads, 0: torch's default) and
+    ``warm_start`` (``fit`` goes on training the current network instead of a new one).
     """
 
     name = "warp-flow"
@@ -223,6 +224,7 @@ class WarpFlowLocalizer(Localizer):
         overlap: int = 64,
         random_state: int = 0,
         threads: int = 0,
+        warm_start: bool = False,
     ) -> None:
         self.width = width
         self.depth = depth
@@ -240,6 +242,7 @@ class WarpFlowLocalizer(Localizer):
         self.overlap = overlap
         self.random_state = random_state
         self.threads = threads
+        self.warm_start = warm_start
 
     # -- parameters --------------------------------------------------------------------------
     def check_params(self) -> None:
@@ -335,7 +338,9 @@ class WarpFlowLocalizer(Localizer):
         previous_threads = torch.get_num_threads()
         if self.threads:
             torch.set_num_threads(self.threads)
-        network = self._new_network()
+        # warm_start (the scikit-learn convention): go on training the current network.
+        previous = getattr(self, "network_", None)
+        network = previous if self.warm_start and previous is not None else self._new_network()
         optimizer = torch.optim.AdamW(
             network.parameters(), lr=self.learning_rate, weight_decay=1e-4
         )
@@ -401,7 +406,8 @@ class WarpFlowLocalizer(Localizer):
                 elapsed = time.monotonic() - started
                 log(
                     f"step {step + 1}/{self.steps} loss {running:.4f} "
-                    f"(flow {float(flow_loss):.3f}, mask {float(mask_loss):.3f}) {elapsed:.0f}s"
+                    f"(flow {float(flow_loss.detach()):.3f}, mask {float(mask_loss.detach()):.3f}) "
+                    f"{elapsed:.0f}s"
                 )
             if on_progress is not None:
                 on_progress(step + 1, self.steps)
