@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from fakescope.features.residuals import srm_kernels
+from fakescope.localizers.layers import double_conv
 from fakescope.localizers.segmentation.inputs import INPUT_CHANNELS, RGB_MEAN, RGB_SCALE
 
 SRM_CLIP = 3.0
@@ -60,17 +61,6 @@ class BayarConv(nn.Module):
         return F.conv2d(x, self.weight, padding=self.weight.shape[-1] // 2)
 
 
-def _block(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
 class SegmentationNet(nn.Module):
     """Residual front end + U-Net; ``forward`` returns (N, 1, H, W) logits."""
 
@@ -84,10 +74,10 @@ class SegmentationNet(nn.Module):
         in_channels = INPUT_CHANNELS + self.srm.shape[0] + bayar_filters
         self.encoders = nn.ModuleList()
         for width in widths:
-            self.encoders.append(_block(in_channels, width))
+            self.encoders.append(double_conv(in_channels, width))
             in_channels = width
         self.decoders = nn.ModuleList(
-            _block(widths[level + 1] + widths[level], widths[level])
+            double_conv(widths[level + 1] + widths[level], widths[level])
             for level in reversed(range(len(widths) - 1))
         )
         self.head = nn.Conv2d(widths[0], 1, 1)

@@ -36,6 +36,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from fakescope.localizers.layers import double_conv
+
 BLOCK = 8
 #: Channels :func:`flow_features` returns: RGB, residual, 4 grid demodulations, 4 phase maps.
 IN_CHANNELS = 12
@@ -169,14 +171,7 @@ class _Block(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.layers = double_conv(in_channels, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
