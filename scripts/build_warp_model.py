@@ -9,7 +9,9 @@ Usage::
 Splits come from ``localization_splits(root, seed=0)`` (disjoint by photo, shared by every
 localization method). Training: the train split's warps with their ground-truth flows, plus
 on-the-fly warps of its pristine tiles and of the originals of its warps. Calibration: the
-heat-map threshold maximising pixel F1 over the calibration split's warps and pristine tiles.
+test-time views (flips / transposes and their combiner) and small-flow cut-off with the best
+mean PSNR gain of the undo over the calibration split's warps, then the heat-map threshold
+maximising pixel F1 over its warps and pristine tiles.
 Test: the test split's warps, reporting the PSNR gain of the undo against the original
 (whole image and inside the mask), the flow's endpoint error and the mask's pixel F1; plus what
 the undo does to the test split's pristine tiles.
@@ -27,7 +29,10 @@ from typing import Any
 import numpy as np
 
 #: Candidate small-flow cut-offs (px) for the undo, chosen on the calibration split.
-UNDO_THRESHOLDS = (0.25, 0.5, 1.0, 2.0, 4.0)
+UNDO_THRESHOLDS = (0.25, 0.5, 1.0, 2.0)
+#: Candidate test-time views (count, combiner), chosen with the cut-off; one or two views merge
+#: the same either way.
+VIEW_SETTINGS = ((1, "mean"), (2, "mean"), (4, "mean"), (4, "median"), (8, "mean"), (8, "median"))
 
 
 def _load(path: Path) -> np.ndarray:
@@ -114,27 +119,40 @@ def main(argv: list[str] | None = None) -> int:
     calibration = [item for item in splits["calibration"] if item.kind in ("warp", "pristine")]
 
     def calibrate(localizer: WarpFlowLocalizer) -> None:
+        # The undo's test-time views and small-flow cut-off: those with the best mean PSNR gain
+        # on the calibration split's warps (never on the test split); fewer views and a larger
+        # cut-off win ties. Then the heat-map thresholds, with the chosen views.
+        pairs = [
+            (_load(item.image), _load(item.original))
+            for item in calibration
+            if item.kind == "warp" and item.original is not None
+        ]
+        means: dict[tuple[int, str, float], float] = {}
+        for views, combine in VIEW_SETTINGS:
+            localizer.set_params(test_time_views=views, view_combine=combine)
+            gains: dict[float, list[float]] = {cut: [] for cut in UNDO_THRESHOLDS}
+            for forged, original in pairs:
+                flow = localizer.predict_flow(forged)
+                before = psnr(forged, original)
+                for cut in UNDO_THRESHOLDS:
+                    restored = unwarp(forged, shrink_flow(flow, cut))
+                    gains[cut].append(psnr(restored, original) - before)
+            for cut, values in gains.items():
+                means[(views, combine, cut)] = float(np.mean(values))
+            best_cut = max(gains, key=lambda cut: means[(views, combine, cut)])
+            log(f"{views} view(s), {combine}: {means[(views, combine, best_cut)]:.3f} dB")
+        views, combine, cut = max(means, key=lambda key: (means[key], -key[0], key[2]))
+        localizer.set_params(test_time_views=views, view_combine=combine, flow_threshold_px=cut)
+        localizer.undo_calibration_ = {
+            f"{key[0]} {key[1]} {key[2]}": round(gain, 4) for key, gain in means.items()
+        }
+        chosen = means[(views, combine, cut)]
+        log(f"undo: {views} view(s) merged by {combine}, cut-off {cut} px ({chosen:.3f} dB)")
         localizer.calibrate(
             [_load(item.image) for item in calibration],
             [None if item.mask is None else _load_mask(item.mask) for item in calibration],
         )
         log(f"calibrated threshold {localizer.threshold:.3f} on {len(calibration)} images")
-        # The undo's small-flow cut-off: the one with the best mean PSNR gain on the
-        # calibration split's warps (never on the test split).
-        gains: dict[float, list[float]] = {cut: [] for cut in UNDO_THRESHOLDS}
-        for item in calibration:
-            if item.kind != "warp" or item.original is None:
-                continue
-            forged, original = _load(item.image), _load(item.original)
-            flow = localizer.predict_flow(forged)
-            before = psnr(forged, original)
-            for cut in UNDO_THRESHOLDS:
-                restored = unwarp(forged, shrink_flow(flow, cut))
-                gains[cut].append(psnr(restored, original) - before)
-        means = {cut: float(np.mean(values)) for cut, values in gains.items()}
-        localizer.flow_threshold_px = max(means, key=lambda cut: (means[cut], cut))
-        localizer.undo_calibration_ = {str(cut): round(gain, 4) for cut, gain in means.items()}
-        log(f"undo cut-off {localizer.flow_threshold_px} px (calibration mean gains {means})")
 
     if args.evaluate_only:
         localizer = WarpFlowLocalizer.load(args.out)

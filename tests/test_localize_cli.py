@@ -319,6 +319,18 @@ def test_undo_reuses_the_predicted_flow(registered: None, tmp_path: Path) -> Non
     assert rows_of(out)[0]["evidence"]["localization"]["has_flow"] is True
 
 
+def test_undo_views_need_undo_and_a_method_with_views(undo_dir: Path, tmp_path: Path) -> None:
+    Image.fromarray(painted(32, 32, (0, 0, 8, 8))).save(tmp_path / "w.png")
+    out = tmp_path / "out"
+    base = ["localize", str(tmp_path / "w.png"), "--out", str(out), "-l", str(undo_dir)]
+    result = runner.invoke(app, [*base, "--undo-views", "2"])
+    assert result.exit_code == 2 and "needs --undo" in result.output
+    result = runner.invoke(app, [*base, "--undo", "--undo-views", "2"])
+    assert result.exit_code == 2
+    assert "no test-time views" in " ".join(result.output.replace("│", " ").split())
+    assert not (out / "localization.jsonl").exists()
+
+
 def test_undo_without_any_undo_step_is_one_usage_error(
     red_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,14 @@ from fakescope.localizers.warp_flow.localizer import (  # noqa: E402
 from fakescope.localizers.warp_flow.network import (  # noqa: E402
     flow_features,
     grid_offset,
+    run_network,
+    run_network_views,
+)
+from fakescope.localizers.warp_flow.views import (  # noqa: E402
+    DIHEDRAL_VIEWS,
+    from_view,
+    merge_views,
+    to_view,
 )
 
 TINY = {"width": 4, "depth": 2, "cell": 4, "steps": 4, "batch_size": 2, "crop_size": 64}
@@ -96,6 +104,17 @@ def test_inverse_satisfies_its_fixed_point_equation() -> None:
     )
     assert np.percentile(residual, 99) < 0.1
     assert np.abs(inverse).max() == pytest.approx(np.abs(flow).max(), rel=0.2)
+
+
+def test_inversion_and_unwarp_in_strips_match_one_window() -> None:
+    original = _photo_like(160, 128, 9)
+    forgery = _warp(original, 9, peak=10.0)
+    whole = invert_flow(forgery.flow, strip_rows=10_000)
+    strips = invert_flow(forgery.flow, strip_rows=16)
+    np.testing.assert_allclose(strips, whole, atol=1e-3)
+    restored = unwarp(forgery.pixels, forgery.flow, strip_rows=16)
+    reference = unwarp(forgery.pixels, forgery.flow, strip_rows=10_000)
+    assert np.abs(restored.astype(int) - reference).max() <= 1
 
 
 def test_zero_and_sub_threshold_flow_leave_the_image_byte_identical() -> None:
@@ -202,6 +221,9 @@ def test_unfitted_localizer_refuses_to_predict() -> None:
         {"overlap": 300},
         {"threads": -1},
         {"mask_loss_weight": -1.0},
+        {"test_time_views": 3},
+        {"test_time_views": True},
+        {"view_combine": "max"},
     ],
 )
 def test_bad_params_raise_value_error(params: dict[str, object]) -> None:
@@ -267,3 +289,93 @@ def test_warm_start_goes_on_training_the_same_network(trained: WarpFlowLocalizer
     fresh = copy.deepcopy(trained).set_params(steps=2)
     fresh.fit([forgery.pixels, image], [forgery.mask, None], flows=[forgery.flow, None])
     assert fresh.network_ is not trained.network_
+
+
+# -- test-time views ---------------------------------------------------------------------------
+def _image_frame(pixels: np.ndarray, view: tuple[bool, bool, bool]) -> np.ndarray:
+    """Undo ``to_view`` on an image (no flow channels): the test's own, independent inverse."""
+    transpose, flip_rows, flip_cols = view
+    if transpose:
+        pixels = pixels.transpose(1, 0, 2)
+    if flip_rows:
+        pixels = pixels[::-1]
+    if flip_cols:
+        pixels = pixels[:, ::-1]
+    return np.ascontiguousarray(pixels)
+
+
+@pytest.mark.parametrize("view", DIHEDRAL_VIEWS)
+def test_a_flow_found_in_a_view_undoes_the_warp_in_the_image(
+    view: tuple[bool, bool, bool],
+) -> None:
+    # Warp the view of a (non-square) photo, bring the forgery back to the image's frame: the
+    # view's true flow, mapped back by from_view, must undo it there.
+    original = _photo_like(96, 128, 4)
+    seen, _ = to_view(original, (0, 0), view)
+    forgery = _warp(seen, 4, peak=8.0)
+    forged = _image_frame(forgery.pixels, view)
+    flow = from_view(forgery.flow, view)
+    assert flow.shape == (96, 128, 2)
+    before = psnr(forged, original)
+    assert psnr(unwarp(forged, flow), original) - before > 15.0
+    if any(view):
+        # Moving the flow without turning its components (what a naive mapping does) fails.
+        naive = _image_frame(forgery.flow, view)
+        assert psnr(unwarp(forged, naive), original) - before < 5.0
+
+
+@pytest.mark.parametrize("view", DIHEDRAL_VIEWS)
+def test_a_view_moves_the_jpeg_grid_offset_with_the_pixels(view: tuple[bool, bool, bool]) -> None:
+    cropped = np.ascontiguousarray(_photo_like(136, 120, 2)[3:, 5:])
+    offset = grid_offset(cropped)
+    assert offset == (5, 3)
+    seen, moved = to_view(cropped, offset, view)
+    assert grid_offset(seen) == moved
+
+
+def test_merging_views(trained: WarpFlowLocalizer) -> None:
+    image = _photo_like(96, 80, 3)
+    network = trained.network_
+    single = run_network_views(network, image, (0, 0), True, views=1)
+    assert np.array_equal(single, run_network(network, image, (0, 0), True))
+    eight = [
+        from_view(run_network(network, *to_view(image, (0, 0), v), True), v) for v in DIHEDRAL_VIEWS
+    ]
+    median = run_network_views(network, image, (0, 0), True, views=8, combine="median")
+    np.testing.assert_allclose(median, np.median(np.stack(eight), axis=0), atol=1e-6)
+    mean = run_network_views(network, image, (0, 0), True, views=4, combine="mean")
+    np.testing.assert_allclose(mean, np.mean(np.stack(eight[:4]), axis=0), atol=1e-6)
+    with pytest.raises(ValueError):
+        merge_views([])
+    with pytest.raises(ValueError):
+        run_network_views(network, image, views=3)
+
+
+def test_localizer_with_views_predicts_through_tiles(trained: WarpFlowLocalizer) -> None:
+    image = _photo_like(200, 168, 6)
+    trained.set_params(test_time_views=8, view_combine="median", tile=64, overlap=16)
+    try:
+        flow = trained.predict_flow(image)
+        heat = trained.predict_heatmap(image)
+    finally:
+        trained.set_params(test_time_views=1, tile=512, overlap=64)
+    assert flow.shape == (200, 168, 2) and heat.shape == (200, 168)
+    assert np.isfinite(flow).all() and ((heat >= 0) & (heat <= 1)).all()
+
+
+def test_localize_cli_undo_views(trained: WarpFlowLocalizer, tmp_path: Path) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from fakescope.cli.main import app
+
+    model = trained.save(tmp_path / "warp")
+    Image.fromarray(_warp(_photo_like(96, 96, 8), 8).pixels).save(tmp_path / "w.png")
+    out = tmp_path / "out"
+    base = ["localize", str(tmp_path / "w.png"), "--out", str(out), "-l", str(model), "--undo"]
+    result = CliRunner().invoke(app, [*base, "--undo-views", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (out / "w.unwarped.png").is_file()
+    result = CliRunner().invoke(app, [*base, "--undo-views", "3", "--no-progress"])
+    assert result.exit_code == 2
+    assert "views must be one of" in " ".join(result.output.replace("│", " ").split())

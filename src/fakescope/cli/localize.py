@@ -79,14 +79,31 @@ class UndoStep:
         return self.undo(pixels)
 
 
-def resolve_undo(localizer: Any) -> UndoStep:
-    """The un-warping step: the localizer's own ``undo``, else the bundled warp-flow model.
+def _set_undo_views(localizer: Any, views: int | None) -> None:
+    """Read each tile in ``views`` flips / transposes (``test_time_views``) for the undo."""
+    if views is None:
+        return
+    if "test_time_views" not in localizer.get_params():
+        raise typer.BadParameter(
+            f"the {localizer.name!r} localizer has no test-time views", param_hint="--undo-views"
+        )
+    try:
+        localizer.set_params(test_time_views=views)
+        localizer.check_params()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--undo-views") from exc
+
+
+def resolve_undo(localizer: Any, views: int | None = None) -> UndoStep:
+    """The un-warping step: the localizer's own ``undo``, else the bundled warp-flow model;
+    ``views`` overrides the warp model's calibrated number of test-time views.
 
     Checked once, before any file is read, so a missing model is one clear error, not one per
     file.
     """
     own = getattr(localizer, "undo", None)
     if callable(own):
+        _set_undo_views(localizer, views)
         with_flow = getattr(localizer, "undo_with_flow", None)
         return UndoStep(str(localizer.name), own, with_flow if callable(with_flow) else None)
     from fakescope.localizers import load_localizer
@@ -100,6 +117,7 @@ def resolve_undo(localizer: Any) -> UndoStep:
             "--localizer, or leave out --undo",
             param_hint="--undo",
         ) from exc
+    _set_undo_views(warp, views)
     undo = getattr(warp, "undo", None)
     if not callable(undo):
         raise typer.BadParameter(
@@ -263,6 +281,15 @@ def localize(
             "warp-flow-default model's.",
         ),
     ] = False,
+    undo_views: Annotated[
+        int | None,
+        typer.Option(
+            "--undo-views",
+            help="Flips / transposes the warp model reads each tile in and merges for the "
+            "undo: 1, 2, 4 or 8 (default: the model's calibrated choice, 8 for "
+            "warp-flow-default). Fewer is that many times faster and less exact.",
+        ),
+    ] = None,
     max_pixels: Annotated[
         int, typer.Option(min=1, help="Refuse images with more pixels (decompression bombs).")
     ] = DEFAULT_MAX_PIXELS,
@@ -293,7 +320,9 @@ def localize(
         localizer.threshold_ = float(threshold)
     if image_threshold is not None:
         localizer.image_threshold_ = float(image_threshold)
-    undo_step = resolve_undo(localizer) if undo else None
+    if undo_views is not None and not undo:
+        raise typer.BadParameter("needs --undo", param_hint="--undo-views")
+    undo_step = resolve_undo(localizer, undo_views) if undo else None
     stems = UniqueStems()
     summary = Summary()
     rows_path = out / ROWS_FILE

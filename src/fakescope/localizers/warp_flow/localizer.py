@@ -24,10 +24,14 @@ import numpy as np
 
 from fakescope.localizers.base import JpegTables, Localizer, check_image, check_images_masks
 from fakescope.localizers.tiling import tiled_map
+from fakescope.localizers.warp_flow.views import check_views
 from fakescope.results import Localization
 
 #: Newton iterations for the flow inverse (it converges in a handful on smooth warps).
 INVERSION_ITERATIONS = 12
+#: Rows inverted and resampled at a time (plus a margin of the flow's reach): memory follows
+#: the strip, not the image, when a flow is predicted all over a large photo.
+STRIP_ROWS = 512
 
 
 def _require_cv2() -> Any:
@@ -36,15 +40,19 @@ def _require_cv2() -> Any:
     return require_cv2()
 
 
-def invert_flow(flow: np.ndarray, iterations: int = INVERSION_ITERATIONS) -> np.ndarray:
+def invert_flow(
+    flow: np.ndarray, iterations: int = INVERSION_ITERATIONS, strip_rows: int = STRIP_ROWS
+) -> np.ndarray:
     """The backward map ``g`` undoing ``flow``: float32 (H, W, 2) with ``g(q) = -f(q + g(q))``.
 
     Solved by Newton's method on ``h(g) = g + f(q + g)``, whose Jacobian is ``I + grad f``:
     a plain fixed-point iteration ``g <- -f(q + g)`` only converges where ``|grad f| < 1``, and
     a strong pinch compresses content by more than that. Where ``I + grad f`` is near-singular
     (a fold, which has no inverse) the step falls back to a damped fixed-point one. Only the
-    bounding box of the non-zero flow is worked on, so memory follows the warp, not the image;
-    where ``flow`` is zero in a neighbourhood, ``g`` is exactly zero too.
+    bounding box of the non-zero flow is worked on, ``strip_rows`` rows at a time with a margin
+    of the flow's reach (``g(q)`` only reads ``f`` within that reach of ``q``), so memory
+    follows the strip, not the image; where ``flow`` is zero in a neighbourhood, ``g`` is
+    exactly zero too.
     """
     flow = np.asarray(flow, dtype=np.float32)
     inverse = np.zeros_like(flow)
@@ -56,7 +64,12 @@ def invert_flow(flow: np.ndarray, iterations: int = INVERSION_ITERATIONS) -> np.
     height, width = flow.shape[:2]
     y0, y1 = max(0, rows[0] - reach), min(height, rows[-1] + 1 + reach)
     x0, x1 = max(0, cols[0] - reach), min(width, cols[-1] + 1 + reach)
-    inverse[y0:y1, x0:x1] = _invert_window(np.ascontiguousarray(flow[y0:y1, x0:x1]), iterations)
+    margin = reach + 4
+    for top in range(y0, y1, max(1, strip_rows)):
+        bottom = min(y1, top + max(1, strip_rows))
+        low, high = max(y0, top - margin), min(y1, bottom + margin)
+        window = _invert_window(np.ascontiguousarray(flow[low:high, x0:x1]), iterations)
+        inverse[top:bottom, x0:x1] = window[top - low : bottom - low]
     return inverse
 
 
@@ -112,33 +125,39 @@ def _invert_window(flow: np.ndarray, iterations: int) -> np.ndarray:
 
 
 def unwarp(
-    image: np.ndarray, flow: np.ndarray, iterations: int = INVERSION_ITERATIONS
+    image: np.ndarray,
+    flow: np.ndarray,
+    iterations: int = INVERSION_ITERATIONS,
+    strip_rows: int = STRIP_ROWS,
 ) -> np.ndarray:
     """The suggested original of ``image`` warped by ``flow`` (forge convention), uint8 RGB.
 
-    Pixels where the inverse map is exactly zero are copied byte for byte.
+    Pixels where the inverse map is exactly zero are copied byte for byte. Resampled
+    ``strip_rows`` rows at a time, like the inversion.
     """
     cv2 = _require_cv2()
     if flow.shape != (*image.shape[:2], 2):
         raise ValueError(f"flow {flow.shape} does not match image {image.shape[:2]}")
-    inverse = invert_flow(flow, iterations)
+    inverse = invert_flow(flow, iterations, strip_rows)
     moved = (inverse[..., 0] != 0) | (inverse[..., 1] != 0)
     if not moved.any():
         return image.copy()
     restored = image.copy()
     rows, cols = np.flatnonzero(moved.any(axis=1)), np.flatnonzero(moved.any(axis=0))
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    # Sampling the whole image (not a crop) so the reflected border is the image's own.
-    window = cv2.remap(
-        image,
-        xx + inverse[y0:y1, x0:x1, 1],
-        yy + inverse[y0:y1, x0:x1, 0],
-        interpolation=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REFLECT_101,
-    )
-    inside = moved[y0:y1, x0:x1]
-    restored[y0:y1, x0:x1][inside] = window[inside]
+    for top in range(y0, y1, max(1, strip_rows)):
+        bottom = min(y1, top + max(1, strip_rows))
+        yy, xx = np.mgrid[top:bottom, x0:x1].astype(np.float32)
+        # Sampling the whole image (not a crop) so the reflected border is the image's own.
+        window = cv2.remap(
+            image,
+            xx + inverse[top:bottom, x0:x1, 1],
+            yy + inverse[top:bottom, x0:x1, 0],
+            interpolation=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REFLECT_101,
+        )
+        inside = moved[top:bottom, x0:x1]
+        restored[top:bottom, x0:x1][inside] = window[inside]
     return restored
 
 
@@ -198,9 +217,12 @@ class WarpFlowLocalizer(Localizer):
     ``flow_threshold_px`` (predicted flows below it count as none), ``mask_loss_weight`` (of the
     mask head's BCE against the flow's endpoint error), ``resampling_cues`` (add the noise
     correlation channels of :func:`~fakescope.localizers.warp_flow.network.resampling_cues`,
-    which tell stretched from compressed content), ``tile`` / ``overlap``
-    (inference tiling), ``random_state``, ``threads`` (torch threads, 0: torch's default) and
-    ``warm_start`` (``fit`` goes on training the current network instead of a new one).
+    which tell stretched from compressed content), ``test_time_views`` (1, 2, 4 or 8: predict
+    on that many flips / transposes of each tile and merge them by ``view_combine``, "mean" or
+    "median"; the views' errors differ, so merging removes much of one view's wrong flow, at
+    ``test_time_views`` times the cost), ``tile`` / ``overlap`` (inference tiling),
+    ``random_state``, ``threads`` (torch threads, 0: torch's default) and ``warm_start`` (``fit``
+    goes on training the current network instead of a new one).
     """
 
     name = "warp-flow"
@@ -220,6 +242,8 @@ class WarpFlowLocalizer(Localizer):
         flow_threshold_px: float = 0.4,
         mask_loss_weight: float = 1.0,
         resampling_cues: bool = True,
+        test_time_views: int = 1,
+        view_combine: str = "median",
         tile: int = 512,
         overlap: int = 64,
         random_state: int = 0,
@@ -238,6 +262,8 @@ class WarpFlowLocalizer(Localizer):
         self.flow_threshold_px = flow_threshold_px
         self.mask_loss_weight = mask_loss_weight
         self.resampling_cues = resampling_cues
+        self.test_time_views = test_time_views
+        self.view_combine = view_combine
         self.tile = tile
         self.overlap = overlap
         self.random_state = random_state
@@ -269,6 +295,7 @@ class WarpFlowLocalizer(Localizer):
             raise ValueError(f"flow_threshold_px must be in [0, 100), got {self.flow_threshold_px}")
         if not 0 <= self.mask_loss_weight <= 100:
             raise ValueError(f"mask_loss_weight must be in [0, 100], got {self.mask_loss_weight}")
+        check_views(self.test_time_views, self.view_combine)
         if self.tile < 64 or self.tile % 8:
             raise ValueError(f"tile must be a multiple of 8 and at least 64, got {self.tile}")
         if not 0 <= self.overlap < self.tile // 2:
@@ -435,7 +462,7 @@ class WarpFlowLocalizer(Localizer):
 
     def _predict(self, image: np.ndarray) -> np.ndarray:
         """Float32 (H, W, 3): dy, dx, mask probability; tiled, so memory stays bounded."""
-        from fakescope.localizers.warp_flow.network import grid_offset, run_network
+        from fakescope.localizers.warp_flow.network import grid_offset, run_network_views
 
         check_image(image, self.min_image_side)
         network = self._require_network()
@@ -451,7 +478,14 @@ class WarpFlowLocalizer(Localizer):
         try:
             return tiled_map(
                 image,
-                lambda tile: run_network(network, tile, offset, bool(self.resampling_cues)),
+                lambda tile: run_network_views(
+                    network,
+                    tile,
+                    offset,
+                    bool(self.resampling_cues),
+                    views=self.test_time_views,
+                    combine=self.view_combine,
+                ),
                 tile=self.tile,
                 overlap=self.overlap,
                 channels=3,

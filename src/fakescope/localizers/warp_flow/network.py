@@ -37,8 +37,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from fakescope.localizers.layers import double_conv
+from fakescope.localizers.warp_flow.views import (
+    BLOCK,
+    DIHEDRAL_VIEWS,
+    check_views,
+    from_view,
+    merge_views,
+    to_view,
+)
 
-BLOCK = 8
 #: Channels :func:`flow_features` returns: RGB, residual, 4 grid demodulations, 4 phase maps.
 IN_CHANNELS = 12
 #: Channels :func:`resampling_cues` adds when a model asks for them.
@@ -265,3 +272,24 @@ def run_network(
     result = out.permute(1, 2, 0).numpy().astype(np.float32)
     result[..., 2] = 1.0 / (1.0 + np.exp(-result[..., 2]))
     return result
+
+
+def run_network_views(
+    network: FlowUNet,
+    image: np.ndarray,
+    offset: tuple[int, int] = (0, 0),
+    resampling: bool = False,
+    views: int = 1,
+    combine: str = "median",
+) -> np.ndarray:
+    """:func:`run_network` over the first ``views`` of
+    :data:`~fakescope.localizers.warp_flow.views.DIHEDRAL_VIEWS`, merged per pixel by
+    ``combine`` ("mean" or "median"). The network was trained on all eight flips and transposes,
+    so the views' errors differ and merging removes much of one view's wrong-signed flow.
+    """
+    check_views(views, combine)
+    predictions = []
+    for view in DIHEDRAL_VIEWS[:views]:
+        pixels, view_offset = to_view(image, offset, view)
+        predictions.append(from_view(run_network(network, pixels, view_offset, resampling), view))
+    return merge_views(predictions, combine)
