@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 
 from fakescope.detectors import create
+from fakescope.localizers.base import Localizer, check_images_masks
 
 
 def natural_like(rng: np.random.Generator, size: int = 96) -> np.ndarray:
@@ -72,3 +74,27 @@ def few_shot_images() -> tuple[list, np.ndarray]:
 def fitted_spectral(few_shot_images: tuple[list, np.ndarray]):
     images, labels = few_shot_images
     return create("spectral").fit(images, labels)
+
+
+class BrightLocalizer(Localizer):
+    """Heat = brightness; counts its calls, so remembering a result is visible."""
+
+    name = "test-bright"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.threshold_, self.image_threshold_ = 0.5, 0.5
+
+    def fit(self, images: Any, masks: Any, on_progress: Any = None) -> BrightLocalizer:
+        check_images_masks(images, masks)
+        return self
+
+    def predict_heatmap(self, image: np.ndarray, *, jpeg_quantization: Any = None) -> np.ndarray:
+        self.calls += 1
+        return (image.astype(np.float32).mean(axis=2) / 255.0).astype(np.float32)
+
+    def _weights(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_weights(self, weights: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        pass

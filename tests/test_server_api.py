@@ -21,12 +21,13 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
+from fakescope.localizers.base import Localizer
 from fakescope.models import load_model
 from fakescope.results import ScanResult
 from fakescope.server import ServerSettings, create_app
 from fakescope.server.uploads import display_name, sniff_media_kind
 from fakescope.store.db import CaseStore, Sighting
-from tests.conftest import natural_like
+from tests.conftest import BrightLocalizer, natural_like
 
 API_KEY = "correct horse battery staple"
 MP4_HEAD = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
@@ -70,11 +71,16 @@ def images() -> dict[str, bytes]:
     }
 
 
-def make_client(tmp_path: Path, model: Any, **overrides: Any) -> TestClient:
+def make_client(
+    tmp_path: Path, model: Any, edit_localizer: Localizer | None = None, **overrides: Any
+) -> TestClient:
+    # No bundled localizer unless a test asks: loading segmentation-default needs torch and
+    # would put an edits overlay into every report.
+    overrides.setdefault("localizer", None)
     settings = ServerSettings(
         db=str(tmp_path / "cases.sqlite"), workdir=tmp_path / "work", workers=2, **overrides
     )
-    return TestClient(create_app(settings, model=model))
+    return TestClient(create_app(settings, model=model, localizer=edit_localizer))
 
 
 @pytest.fixture
@@ -417,6 +423,53 @@ def test_report_and_views(client, images):
     assert spectrum["frequency"][-1] == 1.0 and set(spectrum["bands"]) == {"low", "mid", "high"}
     # No localization detector yet: the localization view is absent, not faked.
     assert client.get(f"{base}/localization.png").status_code == 404
+
+
+def test_edits_are_localized_on_demand_and_remembered(tmp_path, model):
+    localizer = BrightLocalizer()
+    pixels = np.zeros((48, 64, 3), np.uint8)
+    pixels[:, 40:] = 255  # a bright strip on the right: the "edit"
+    with make_client(tmp_path, model, edit_localizer=localizer) as client:
+        row = upload(client, [("strip.png", png_bytes(pixels))]).json()["results"][0]
+        base = f"/v1/results/{row['sha256']}"
+        report = client.get(f"{base}/report").json()
+        assert [overlay["kind"] for overlay in report["overlays"]] == ["edits", "residual"]
+        assert "test-bright" in report["overlays"][0]["caption"]
+        assert localizer.calls == 0  # listing the overlay computes nothing
+        edits = client.get(f"{base}/edits")
+        assert edits.status_code == 200, edits.text
+        body = edits.json()
+        assert body["method"] == "test-bright" and body["manipulated"] is True
+        assert body["tampered_fraction"] == pytest.approx(24 / 64)
+        assert (body["height"], body["width"]) == (48, 64)
+        assert body["overlay_url"] == f"{base}/edits.png"
+        overlay = client.get(body["overlay_url"])
+        assert overlay.status_code == 200
+        with Image.open(io.BytesIO(overlay.content)) as image:
+            assert image.mode == "RGBA" and image.size == (64, 48)
+            alpha = np.asarray(image)[..., 3]
+        assert alpha[:, :30].max() < alpha[:, 45:].min()
+        assert localizer.calls == 1  # the PNG reused the remembered localization
+        # Not kept on the server: 404, nothing computed.
+        assert client.get(f"/v1/results/{'ef' * 32}/edits").status_code == 404
+        # An image the localizer refuses: a clear 422, not a 500.
+        tiny = upload(client, [("tiny.png", png_bytes(np.zeros((8, 8, 3), np.uint8)))])
+        answer = client.get(f"/v1/results/{tiny.json()['results'][0]['sha256']}/edits")
+        assert answer.status_code == 422
+        assert "cannot be localized" in answer.json()["detail"]
+
+
+def test_edits_without_a_localizer_are_503_and_no_overlay(tmp_path, model, images):
+    with make_client(tmp_path, model, localizer=None) as client:
+        row = upload(client, [("real.png", images["real"])]).json()["results"][0]
+        base = f"/v1/results/{row['sha256']}"
+        assert [o["kind"] for o in client.get(f"{base}/report").json()["overlays"]] == ["residual"]
+        answer = client.get(f"{base}/edits")
+        assert answer.status_code == 503 and "no localizer" in answer.json()["detail"]
+    with make_client(tmp_path, model, localizer="no-such-localizer") as client:
+        row = upload(client, [("real.png", images["real"])]).json()["results"][0]
+        answer = client.get(f"/v1/results/{row['sha256']}/edits.png")
+        assert answer.status_code == 503 and "no-such-localizer" in answer.json()["detail"]
 
 
 def test_localization_overlay_when_a_result_carries_one(client):

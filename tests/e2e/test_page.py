@@ -27,6 +27,7 @@ sync_api = pytest.importorskip("playwright.sync_api")
 import uvicorn  # noqa: E402
 
 from fakescope.server import ServerSettings, create_app  # noqa: E402
+from tests.conftest import BrightLocalizer  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCREENSHOT_COPY = Path("/tmp/fakescope-e2e.png")
@@ -55,7 +56,9 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("e2e-server")
     settings = ServerSettings(db=str(root / "cases.sqlite"), workdir=root / "work", workers=1)
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    # A stand-in localizer (heat = brightness): the page's edits overlay without torch.
+    app = create_app(settings, localizer=BrightLocalizer())
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -118,6 +121,12 @@ def test_upload_shows_verdict_overlay_spectrum_and_evidence(server_url, browser,
             })""",
         timeout=10_000,
     )
+    # First the edited regions the server's localizer finds, then the residual view.
+    sync_api.expect(page.locator("#overlay-caption")).to_contain_text("edited regions")
+    sync_api.expect(page.locator("#overlay-choice label")).to_have_text(
+        ["Edited regions", "Residual view"]
+    )
+    page.locator("#overlay-choice label", has_text="Residual view").click()
     sync_api.expect(page.locator("#overlay-caption")).to_contain_text("Residual view")
 
     # The slider works from the keyboard and moves the overlay's edge.

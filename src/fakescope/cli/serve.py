@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from fakescope.cli.common import stderr
+from fakescope.localizers import DEFAULT_LOCALIZER
 from fakescope.models import DEFAULT_MODEL
 from fakescope.store import DEFAULT_DB
 
@@ -22,6 +23,15 @@ def serve(
     model: Annotated[
         str, typer.Option("--model", "-m", help="A model folder or a bundled model name.")
     ] = DEFAULT_MODEL,
+    localizer: Annotated[
+        str,
+        typer.Option(
+            "--localizer",
+            "-l",
+            help="Localizer run on demand on kept uploads to show edited regions (a bundled "
+            "name or a folder); 'none' switches it off.",
+        ),
+    ] = DEFAULT_LOCALIZER,
     db: Annotated[
         str,
         typer.Option(help="Case database: a SQLite file, or postgresql://user@host/dbname."),
@@ -75,6 +85,7 @@ def serve(
     mib = 1024 * 1024
     settings = ServerSettings(
         model=model,
+        localizer=None if localizer.lower() == "none" else localizer,
         db=db,
         workdir=workdir,
         api_key=api_key or None,

@@ -7,7 +7,8 @@ Routes (all under ``/v1`` need the API key when one is set, except ``/v1/health`
 - ``POST /v1/jobs``, ``GET /v1/jobs/{id}``: the same work without waiting.
 - ``GET /v1/results/{sha256}``: a stored result; ``.../report`` adds what the page shows, and
   ``.../spectrum``, ``.../original.png``, ``.../residual.png``, ``.../localization.png`` the
-  views.
+  views; ``.../edits`` and ``.../edits.png`` where the server's localizer finds edited regions
+  in a kept upload (computed on demand, :mod:`fakescope.server.localizing`).
 - ``GET /v1/health``, ``GET /v1/model``; ``/docs`` and ``/openapi.json``; ``/`` the page.
 """
 
@@ -37,12 +38,14 @@ from starlette.datastructures import UploadFile
 
 from fakescope import __version__
 from fakescope.calibration.model import CalibratedModel
-from fakescope.errors import InputError
+from fakescope.errors import FakescopeError, InputError
 from fakescope.io.discover import iter_input_files
 from fakescope.io.image import LoadedImage, decode_image_bytes, read_file_bytes
+from fakescope.localizers.base import Localizer
 from fakescope.server import views
 from fakescope.server.explain import explain
 from fakescope.server.jobs import Job, JobQueue, QueueFullError
+from fakescope.server.localizing import LocalizedUpload, OnDemandLocalizer, UnavailableError
 from fakescope.server.scanning import (
     ScanItem,
     Scanner,
@@ -52,6 +55,7 @@ from fakescope.server.scanning import (
     path_is_allowed,
 )
 from fakescope.server.schemas import (
+    EditLocalization,
     ErrorBody,
     HealthStatus,
     JobStatus,
@@ -215,6 +219,7 @@ def _error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         415: "Neither multipart/form-data nor application/json.",
         422: "The request is not valid.",
         429: "The scan queue is full; retry after the number of seconds in Retry-After.",
+        503: "The server has no usable localizer (switched off, or torch not installed).",
     }
     return {code: {"model": ErrorBody, "description": descriptions[code]} for code in codes}
 
@@ -236,10 +241,12 @@ def create_app(
     model: CalibratedModel | None = None,
     store: CaseStore | None = None,
     video_scanner: VideoScanner | None = None,
+    localizer: Localizer | None = None,
 ) -> FastAPI:
     """The application, with its model loaded and its queue started.
 
-    ``model`` and ``store`` default to those the settings name; tests pass their own.
+    ``model``, ``store`` and ``localizer`` default to those the settings name (the localizer
+    is loaded on first use); tests pass their own.
     """
     settings = settings or ServerSettings()
     if model is None:
@@ -269,6 +276,7 @@ def create_app(
         max_finished_jobs=settings.max_finished_jobs,
     )
     model_info = model_summary(model)
+    edits = OnDemandLocalizer(settings.localizer, localizer)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -533,6 +541,17 @@ def create_app(
                     "more suspicious the region.",
                 )
             )
+        if kept and edits.unavailable_reason() is None:
+            overlays.append(
+                OverlayInfo(
+                    kind="edits",
+                    url=f"{base}/edits.png",
+                    caption=f"Where the {edits.name} localizer finds edited regions (splices, "
+                    "copy-moves, inpainting, warps), computed when opened: the stronger the "
+                    "red, the more likely that pixel was changed. A trained network's guess, "
+                    "not proof; it also flags some untouched photos.",
+                )
+            )
         if kept:
             overlays.append(
                 OverlayInfo(
@@ -617,6 +636,45 @@ def create_app(
             int(file_report.get("height") or height),
         )
         return Response(views.heatmap_png(localization, size), media_type="image/png")
+
+    def localized_or_error(sha256: str) -> LocalizedUpload:
+        image = decoded_or_404(sha256)
+        try:
+            return edits.localize(sha256, image.pixels)
+        except UnavailableError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        except (ValueError, FakescopeError) as exc:
+            raise HTTPException(
+                status_code=422, detail=f"this image cannot be localized: {exc}"
+            ) from exc
+
+    @api.get(
+        "/results/{sha256}/edits",
+        response_model=EditLocalization,
+        responses=_error_responses(401, 404, 422, 503),
+        summary="Where the server's localizer finds edited regions in the kept upload",
+    )
+    def get_edits(sha256: Sha256) -> Any:
+        """Computed on the first request (seconds per megapixel on a CPU), then remembered for
+        a few files. 404 when the upload is not kept; 503 when the server has no localizer."""
+        sha256 = sha256.lower()
+        localized = localized_or_error(sha256)
+        return {
+            **_json_safe(localized.summary()),
+            "overlay_url": f"/v1/results/{sha256}/edits.png",
+        }
+
+    @api.get(
+        "/results/{sha256}/edits.png",
+        response_class=Response,
+        responses={**png_response, **_error_responses(401, 404, 422, 503)},
+        summary="The edits heat map as a transparent red overlay (at most 1024 px)",
+    )
+    def get_edits_png(sha256: Sha256) -> Response:
+        localization = localized_or_error(sha256.lower()).localization
+        heat = views.LocalizationMap(values=localization.heatmap, kind="heatmap")
+        height, width = localization.heatmap.shape
+        return Response(views.heatmap_png(heat, (width, height)), media_type="image/png")
 
     @api.get(
         "/results/{sha256}/spectrum",

@@ -65,7 +65,7 @@ class HealthStatus(BaseModel):
 
 
 class OverlayInfo(BaseModel):
-    kind: Literal["localization", "residual"]
+    kind: Literal["localization", "edits", "residual"]
     url: str
     caption: str
 
@@ -84,9 +84,25 @@ class Report(BaseModel):
     original_url: str | None
     spectrum_url: str | None
     overlays: list[OverlayInfo] = Field(
-        description="Localization map first when the result has one; the residual view when "
-        "the original is kept."
+        description="The detector's localization map first when the result has one; then the "
+        "server localizer's edits and the residual view when the original is kept."
     )
+
+
+class EditLocalization(BaseModel):
+    """Where the server's localizer finds edits in a kept upload (computed on demand)."""
+
+    method: str = Field(description="The localizer, e.g. segmentation-default.")
+    score: float = Field(description="Image-level probability that a region was edited.")
+    threshold: float = Field(description="Pixel threshold of the mask.")
+    image_threshold: float = Field(description="Score at or above which edits are reported.")
+    manipulated: bool = Field(description="score >= image_threshold.")
+    tampered_fraction: float = Field(description="Share of the image's pixels in the mask.")
+    height: int
+    width: int
+    regions: list[dict[str, Any]] = Field(description="Regions the method can name (bbox, ...).")
+    seconds: float = Field(description="Seconds the localization took when it was computed.")
+    overlay_url: str = Field(description="The heat map as a transparent red PNG overlay.")
 
 
 class Spectrum(BaseModel):

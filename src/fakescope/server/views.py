@@ -1,10 +1,11 @@
 """What the page draws besides the result itself: the spectrum curve and the overlay image.
 
-The overlay is the localization heat map when a result carries one (``evidence["localization"]``
-with a heat map or a mask). Until a localization detector exists, the page shows the residual
-view instead: the image minus its 2x nearest-neighbour down-and-up copy (the NPR residual of
-Tan et al. 2024), which lays the pixel-grid traces of upsampling bare where they are. It is a
-view for a person's eye, not a map of what a detector decided, and it is labelled that way.
+The overlays: the localization heat map when a result carries one (``evidence["localization"]``
+with a heat map or a mask); the server localizer's edits (:mod:`fakescope.server.localizing`,
+drawn by :func:`heatmap_png` too); and the residual view: the image minus its 2x
+nearest-neighbour down-and-up copy (the NPR residual of Tan et al. 2024), which lays the
+pixel-grid traces of upsampling bare where they are. The residual is a view for a person's
+eye, not a map of what a detector decided, and it is labelled that way.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ LOCALIZATION_KEYS: tuple[tuple[str, str], ...] = (
 
 
 def localization_map(evidence: dict[str, Any]) -> LocalizationMap | None:
-    """The localization a result carries, or None (no detector localizes yet)."""
+    """The localization a result's evidence carries, or None."""
     block = evidence.get("localization")
     if not isinstance(block, dict):
         return None

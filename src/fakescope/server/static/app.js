@@ -217,9 +217,8 @@ function renderVerdict(result, report) {
 
 const NO_OVERLAY = {
   image:
-    "No localization map for this file: the current detectors score the whole image. " +
-    "When a detector that localizes manipulation is added, its heat map appears here over " +
-    "the image, with a slider to compare.",
+    "No map for this file: the detectors score the whole image, and the original is not " +
+    "kept on the server (or it runs no localizer), so edited regions cannot be shown.",
   video: "Videos are scored frame by frame: see the timeline below.",
   error: "The file could not be decoded, so there is nothing to show.",
 };
@@ -253,8 +252,14 @@ async function renderOverlay(report) {
   await showOverlay(overlays[0], original);
 }
 
+const OVERLAY_NAMES = {
+  localization: "Localization map",
+  edits: "Edited regions",
+  residual: "Residual view",
+};
+
 function overlayName(kind) {
-  return kind === "localization" ? "Localization map" : "Residual view";
+  return OVERLAY_NAMES[kind] || kind;
 }
 
 async function showOverlay(overlay, original) {
@@ -264,9 +269,9 @@ async function showOverlay(overlay, original) {
   before.src = original || overlayUrl;
   after.src = overlayUrl;
   after.alt =
-    overlay.kind === "localization"
-      ? "Localization heat map over the image: red marks suspicious regions"
-      : "Residual view of the image";
+    overlay.kind === "residual"
+      ? "Residual view of the image"
+      : "Heat map over the image: red marks suspicious regions";
   $("compare-label").textContent = overlayName(overlay.kind).toLowerCase();
   $("overlay-caption").textContent = overlay.caption;
   $("compare").hidden = false;

@@ -1,0 +1,114 @@
+"""Edit localization on demand: where a kept upload was changed, computed when someone asks.
+
+Scanning answers "was this image generated or manipulated?" for every file, fast. Where it
+was changed (a splice, a copy-move, an inpainted or warped region) costs a segmentation pass,
+seconds per megapixel on a CPU, so the server does not run it on every scanned file: it runs
+the configured localizer (``ServerSettings.localizer``, by default the bundled
+``segmentation-default``) on the files a person opens or a client asks about, one at a time,
+and keeps the last few results in memory.
+
+The localizer is loaded on first use. A server without the learned extra (torch) or with
+``--localizer none`` still serves everything else; asking for edits then answers 503 with the
+reason, and the report lists no edits overlay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fakescope.localizers.base import Localizer
+from fakescope.results import Localization
+
+#: Localizations kept in memory (heat maps of up to 50 megapixels each: a small number).
+CACHE_SIZE = 4
+
+
+@dataclass(frozen=True)
+class LocalizedUpload:
+    """One upload's localization, and how long it took."""
+
+    localization: Localization
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready: the localization's summary plus the verdict and the time taken."""
+        localization = self.localization
+        return {
+            **localization.summary(),
+            "manipulated": bool(localization.score >= localization.verdict_threshold),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class UnavailableError(RuntimeError):
+    """The server has no usable localizer; the message says why."""
+
+
+class OnDemandLocalizer:
+    """Loads ``name`` (or uses ``localizer``) lazily and localizes one image at a time.
+
+    ``name`` None and no ``localizer``: edit localization is switched off.
+    """
+
+    def __init__(
+        self,
+        name: str | None,
+        localizer: Localizer | None = None,
+        cache_size: int = CACHE_SIZE,
+    ) -> None:
+        self.name = name if localizer is None else str(localizer.name)
+        self._localizer = localizer
+        self._load_error: str | None = None
+        self._loaded = localizer is not None
+        self._cache_size = max(1, cache_size)
+        self._cache: OrderedDict[str, LocalizedUpload] = OrderedDict()
+        # One localization at a time: each uses every core already, and a second in parallel
+        # would only double the memory.
+        self._lock = threading.Lock()
+
+    def _load(self) -> Localizer | None:
+        if not self._loaded and self.name is not None:
+            self._loaded = True
+            from fakescope.errors import FakescopeError
+            from fakescope.localizers import load_localizer
+
+            try:
+                self._localizer = load_localizer(str(self.name))
+            except (FakescopeError, KeyError, ImportError, OSError) as exc:
+                self._load_error = f"{type(exc).__name__}: {exc}"
+        return self._localizer
+
+    def unavailable_reason(self) -> str | None:
+        """None when edits can be localized; else why not (loads the localizer once)."""
+        with self._lock:
+            self._load()
+        if self._localizer is not None:
+            return None
+        if self.name is None:
+            return "the server runs no localizer (start it with --localizer NAME)"
+        return f"the localizer {self.name!r} cannot be loaded ({self._load_error})"
+
+    def localize(self, key: str, pixels: np.ndarray) -> LocalizedUpload:
+        """The localization of ``pixels``, remembered under ``key`` (the file's SHA-256)."""
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise UnavailableError(reason)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+            assert self._localizer is not None  # unavailable_reason() said so
+            started = time.perf_counter()
+            localization = self._localizer.localize(pixels)
+            result = LocalizedUpload(localization, time.perf_counter() - started)
+            self._cache[key] = result
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+            return result
