@@ -660,7 +660,7 @@ def create_app(
         sha256 = sha256.lower()
         localized = localized_or_error(sha256)
         return {
-            **_json_safe(localized.summary()),
+            **_json_safe(localized.summary),
             "overlay_url": f"/v1/results/{sha256}/edits.png",
         }
 
@@ -671,10 +671,8 @@ def create_app(
         summary="The edits heat map as a transparent red overlay (at most 1024 px)",
     )
     def get_edits_png(sha256: Sha256) -> Response:
-        localization = localized_or_error(sha256.lower()).localization
-        heat = views.LocalizationMap(values=localization.heatmap, kind="heatmap")
-        height, width = localization.heatmap.shape
-        return Response(views.heatmap_png(heat, (width, height)), media_type="image/png")
+        overlay = localized_or_error(sha256.lower()).overlay_png
+        return Response(overlay, media_type="image/png")
 
     @api.get(
         "/results/{sha256}/spectrum",

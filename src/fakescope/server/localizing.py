@@ -5,7 +5,8 @@ was changed (a splice, a copy-move, an inpainted or warped region) costs a segme
 seconds per megapixel on a CPU, so the server does not run it on every scanned file: it runs
 the configured localizer (``ServerSettings.localizer``, by default the bundled
 ``segmentation-default``) on the files a person opens or a client asks about, one at a time,
-and keeps the last few results in memory.
+and keeps the last results in memory: their summaries and overlay PNGs (at most 1024 px), not
+the full-resolution maps, so a 50-megapixel upload does not pin a gigabyte.
 
 The localizer is loaded on first use. A server without the learned extra (torch) or with
 ``--localizer none`` still serves everything else; asking for edits then answers 503 with the
@@ -24,26 +25,29 @@ import numpy as np
 
 from fakescope.localizers.base import Localizer
 from fakescope.results import Localization
+from fakescope.server import views
 
-#: Localizations kept in memory (heat maps of up to 50 megapixels each: a small number).
-CACHE_SIZE = 4
+#: Localized uploads remembered (a summary and a screen-sized PNG each).
+CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
 class LocalizedUpload:
-    """One upload's localization, and how long it took."""
+    """What is kept of one upload's localization: its summary and its overlay PNG."""
 
-    localization: Localization
-    seconds: float
+    summary: dict[str, Any]
+    overlay_png: bytes
 
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready: the localization's summary plus the verdict and the time taken."""
-        localization = self.localization
-        return {
+    @classmethod
+    def from_localization(cls, localization: Localization, seconds: float) -> LocalizedUpload:
+        height, width = localization.heatmap.shape
+        heat = views.LocalizationMap(values=localization.heatmap, kind="heatmap")
+        summary = {
             **localization.summary(),
             "manipulated": bool(localization.score >= localization.verdict_threshold),
-            "seconds": round(self.seconds, 3),
+            "seconds": round(seconds, 3),
         }
+        return cls(summary=summary, overlay_png=views.heatmap_png(heat, (width, height)))
 
 
 class UnavailableError(RuntimeError):
@@ -107,7 +111,7 @@ class OnDemandLocalizer:
             assert self._localizer is not None  # unavailable_reason() said so
             started = time.perf_counter()
             localization = self._localizer.localize(pixels)
-            result = LocalizedUpload(localization, time.perf_counter() - started)
+            result = LocalizedUpload.from_localization(localization, time.perf_counter() - started)
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
