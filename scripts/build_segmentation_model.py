@@ -73,6 +73,30 @@ def calibrate_and_save(
     )
 
 
+def read_extra_pristine(paths: Sequence[Path], min_side: int) -> list[np.ndarray]:
+    """The images under ``paths`` (files or folders), RGB; unreadable or too small ones are
+    reported and skipped."""
+    from fakescope.errors import FakescopeError
+    from fakescope.io.discover import iter_input_files
+    from fakescope.io.image import load_image
+
+    images = []
+    for entry in iter_input_files([str(path) for path in paths]):
+        if entry.error is not None:
+            print(f"skipped {entry.path}: {entry.error}", flush=True)
+            continue
+        try:
+            pixels = load_image(entry.path).pixels
+        except FakescopeError as exc:
+            print(f"skipped {entry.path}: {exc}", flush=True)
+            continue
+        if min(pixels.shape[:2]) < min_side:
+            print(f"skipped {entry.path}: smaller than {min_side} px", flush=True)
+            continue
+        images.append(pixels)
+    return images
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--benchmark", type=Path, default=Path("work-data/benchmark"))
@@ -116,6 +140,22 @@ def main(argv: list[str] | None = None) -> int:
         "('clean' included if given; default: clean only), for a model trained under "
         "perturbations; repeatable",
     )
+    parser.add_argument(
+        "--extra-pristine",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="untouched images (files or folders) added to training as pristine hard "
+        "negatives, e.g. photos unlike the benchmark's; never used to calibrate or test; "
+        "repeatable",
+    )
+    parser.add_argument(
+        "--extra-pristine-repeat",
+        type=int,
+        default=1,
+        help="times each extra pristine image is shown per epoch (a new random crop each time)",
+    )
     args = parser.parse_args(argv)
     calibration_specs = tuple(args.calibrate_perturb) or (CLEAN,)
     if args.recalibrate and not args.evaluate_only:
@@ -146,6 +186,12 @@ def main(argv: list[str] | None = None) -> int:
             localizer = SegmentationLocalizer(**params)
         localizer.check_params()
         images, masks, _ = read_items(splits["train"], args.seed)
+        extra = read_extra_pristine(args.extra_pristine, localizer.crop_size)
+        if extra:
+            print(f"{len(extra)} extra pristine images x {args.extra_pristine_repeat}", flush=True)
+        for _ in range(max(0, args.extra_pristine_repeat)):
+            images += extra
+            masks += [None] * len(extra)
         start = time.monotonic()
 
         def progress(done: int, total: int) -> None:

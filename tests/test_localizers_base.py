@@ -221,3 +221,22 @@ def test_detectors_command_lists_localizers_and_bundled_localizer_models() -> No
     assert result.exit_code == 0
     assert "localizer:segmentation\t" in result.output
     assert "localizer-model:segmentation-default\t" in result.output
+
+
+def test_every_bundled_localizer_loads_with_calibrated_thresholds() -> None:
+    from fakescope.localizers import (
+        FIELD_LOCALIZER,
+        bundled_localizers_dir,
+        list_bundled_localizers,
+        load_localizer,
+    )
+
+    names = list_bundled_localizers()
+    assert {"segmentation-default", FIELD_LOCALIZER, "warp-flow-default"} <= set(names)
+    for name in names:
+        assert (bundled_localizers_dir() / name / "weights.safetensors").is_file(), name
+        try:
+            localizer = load_localizer(name)
+        except ImportError:
+            continue  # its extra (torch, OpenCV) is not installed here
+        assert 0.0 < localizer.threshold < 1.0, name

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from fakescope.cli.common import stderr
-from fakescope.localizers import DEFAULT_LOCALIZER
+from fakescope.localizers import FIELD_LOCALIZER
 from fakescope.models import DEFAULT_MODEL
 from fakescope.store import DEFAULT_DB
 
@@ -31,7 +31,7 @@ def serve(
             help="Localizer run on demand on kept uploads to show edited regions (a bundled "
             "name or a folder); 'none' switches it off.",
         ),
-    ] = DEFAULT_LOCALIZER,
+    ] = FIELD_LOCALIZER,
     db: Annotated[
         str,
         typer.Option(help="Case database: a SQLite file, or postgresql://user@host/dbname."),

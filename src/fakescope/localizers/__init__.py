@@ -27,6 +27,10 @@ _registry: LazyRegistry[Localizer] = LazyRegistry(
 )
 #: The bundled localizer ``fakescope localize`` uses when none is named.
 DEFAULT_LOCALIZER = "segmentation-default"
+#: The bundled localizer for photos from the field, where false alarms cost most (the server's
+#: edits overlay): trained with hard negatives, it flags far fewer untouched photos unlike the
+#: benchmark's, and finds somewhat less (its README and the localization model card).
+FIELD_LOCALIZER = "segmentation-field"
 
 
 def register(name: str, target: str) -> None:
@@ -86,6 +90,7 @@ def load_localizer(name_or_dir: str | Path = DEFAULT_LOCALIZER) -> Localizer:
 
 __all__ = [
     "DEFAULT_LOCALIZER",
+    "FIELD_LOCALIZER",
     "Localizer",
     "create",
     "get_localizer_class",

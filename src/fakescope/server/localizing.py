@@ -4,9 +4,10 @@ Scanning answers "was this image generated or manipulated?" for every file, fast
 was changed (a splice, a copy-move, an inpainted or warped region) costs a segmentation pass,
 seconds per megapixel on a CPU, so the server does not run it on every scanned file: it runs
 the configured localizer (``ServerSettings.localizer``, by default the bundled
-``segmentation-default``) on the files a person opens or a client asks about, one at a time,
-and keeps the last results in memory: their summaries and overlay PNGs (at most 1024 px), not
-the full-resolution maps, so a 50-megapixel upload does not pin a gigabyte.
+``segmentation-field``, trained to raise fewer false alarms on photos from the field) on the
+files a person opens or a client asks about, one at a time, and keeps the last results in
+memory: their summaries and overlay PNGs (at most 1024 px), not the full-resolution maps, so
+a 50-megapixel upload does not pin a gigabyte.
 
 The localizer is loaded on first use. A server without the learned extra (torch) or with
 ``--localizer none`` still serves everything else; asking for edits then answers 503 with the

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fakescope.localizers import DEFAULT_LOCALIZER
+from fakescope.localizers import FIELD_LOCALIZER
 from fakescope.models import DEFAULT_MODEL
 from fakescope.store import DEFAULT_DB
 
@@ -26,7 +26,7 @@ class ServerSettings:
     #: Localizer (bundled name or folder) run on demand on kept uploads to show where they were
     #: edited; None switches it off. Loaded on first use; without torch it is reported
     #: unavailable and the rest of the server works as before.
-    localizer: str | None = DEFAULT_LOCALIZER
+    localizer: str | None = FIELD_LOCALIZER
     #: Uploads are kept here under their SHA-256 (never a client's name) so that the page can
     #: ask for views of them (spectrum, overlay); None: a temporary folder removed at shutdown.
     workdir: Path | None = None
