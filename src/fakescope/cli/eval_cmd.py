@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -291,6 +292,15 @@ def evaluate(
             help="--task localize: first set the threshold on the calibration split (clean)."
         ),
     ] = False,
+    pristine: Annotated[
+        list[str],
+        typer.Option(
+            "--pristine",
+            help="--task localize: files or folders of your own untouched photos (repeatable; "
+            "'-' reads paths from stdin). Instead of a benchmark: how many the localizer "
+            "flags, and the --image-threshold that keeps false alarms at 1, 5 or 10 %% on them.",
+        ),
+    ] = [],  # noqa: B006 - typer reads the default, it is never mutated
     cache: CacheOption = True,
     cache_dir: CacheDirOption = None,
     threads: ThreadsOption = 1,
@@ -305,6 +315,16 @@ def evaluate(
     from fakescope.evaluation.scoring import default_cache_dir
     from fakescope.evaluation.suite import SuiteConfig
 
+    if task is Task.localize and pristine:
+        _set_threads(threads)
+        _evaluate_false_alarms(
+            pristine,
+            localizer_name=localizer,
+            output_format=output_format,
+            out=out,
+            progress=progress,
+        )
+        return
     if task is Task.localize:
         _set_threads(threads)
         _evaluate_localization(
@@ -465,7 +485,6 @@ def _evaluate_localization(
         resolve_localization_perturbations,
         select_items,
     )
-    from fakescope.reports.writers import write_json
 
     if root is None:
         raise typer.BadParameter(
@@ -508,6 +527,54 @@ def _evaluate_localization(
     report["command"] = _command_line()
     report["localizer"]["calibrated_here"] = calibrate
     results = report["perturbations"]
+    _emit_report(report, out, output_format, print_localization_tables)
+    errors = sum(block["n_errors"] for block in results.values())
+    if errors:
+        stderr.print(f"[yellow]{errors} images could not be evaluated and were skipped[/]")
+
+
+def _evaluate_false_alarms(
+    paths: list[str],
+    *,
+    localizer_name: str | None,
+    output_format: ReportFormat,
+    out: Path | None,
+    progress: bool,
+) -> None:
+    """``eval --task localize --pristine``: false alarms on the user's own untouched photos."""
+    from fakescope.cli.common import expand_inputs
+    from fakescope.cli.localize import default_localizer, load_localizer_option
+    from fakescope.evaluation.false_alarms import false_alarm_report
+    from fakescope.io.discover import iter_input_files
+
+    localizer_name = localizer_name or default_localizer()
+    method = load_localizer_option(localizer_name)
+    with progress_bar(progress and stderr.is_terminal) as bar:
+        task = bar.add_task("localizing", total=None)
+        report = false_alarm_report(
+            method,
+            iter_input_files(expand_inputs(paths)),
+            name=localizer_name,
+            on_progress=lambda: bar.advance(task),
+        )
+    report["command"] = _command_line()
+    if report["n_images"] == 0:
+        raise typer.BadParameter(
+            f"no readable image among {report['n_errors']} inputs", param_hint="--pristine"
+        )
+    _emit_report(report, out, output_format, print_false_alarm_tables)
+
+
+def _emit_report(
+    report: dict[str, Any],
+    out: Path | None,
+    output_format: ReportFormat,
+    print_tables: Callable[[dict[str, Any], Console], None],
+) -> None:
+    """With ``--out`` the JSON goes there and the tables to stdout; without it, stdout gets the
+    tables, or the JSON with ``--format json``."""
+    from fakescope.reports.writers import write_json
+
     if out is not None:
         try:
             out.write_text(write_json(report), encoding="utf-8")
@@ -518,13 +585,33 @@ def _evaluate_localization(
         stderr.print(f"wrote {out}")
     if out is None and output_format is ReportFormat.json:
         sys.stdout.write(write_json(report))
-    else:
-        # Tables written to a pipe get room for every column; a terminal its own width.
-        width = None if sys.stdout.isatty() else 200
-        print_localization_tables(report, Console(file=sys.stdout, width=width))
-    errors = sum(block["n_errors"] for block in results.values())
-    if errors:
-        stderr.print(f"[yellow]{errors} images could not be evaluated and were skipped[/]")
+        return
+    # Tables written to a pipe get room for every column; a terminal its own width.
+    width = None if sys.stdout.isatty() else 200
+    print_tables(report, Console(file=sys.stdout, width=width))
+
+
+def print_false_alarm_tables(report: dict[str, Any], console: Console) -> None:
+    """The flagged images, then the image thresholds for the target false-alarm rates."""
+    loc = report["localizer"]
+    flagged = [row for row in report["images"] if row.get("flagged")]
+    table = Table(
+        title=f"{loc['name']} on {report['n_images']} untouched images: {report['n_flagged']} "
+        f"flagged at image threshold {loc['image_threshold']:.4f}"
+    )
+    for column in ("score", "masked", "image"):
+        table.add_column(column, justify="left" if column == "image" else "right")
+    for row in sorted(flagged, key=lambda row: -row["score"]):
+        table.add_row(f"{row['score']:.4f}", f"{row['tampered_fraction']:.1%}", row["path"])
+    console.print(table)
+    rates = Table(title="--image-threshold for a false-alarm rate on these images")
+    rates.add_column("at most", justify="right")
+    rates.add_column("--image-threshold", justify="right")
+    for rate, threshold in report["image_threshold_for_rate"].items():
+        rates.add_row(f"{float(rate):.0%}", f"{threshold:.6f}")
+    console.print(rates)
+    if report["n_errors"]:
+        console.print(f"[yellow]{report['n_errors']} inputs could not be read and were skipped[/]")
 
 
 def _calibrate_localizer(method: Any, items: list[Any], limit: int | None, seed: int) -> None:
