@@ -439,7 +439,8 @@ def test_edits_are_localized_on_demand_and_remembered(tmp_path, model):
         edits = client.get(f"{base}/edits")
         assert edits.status_code == 200, edits.text
         body = edits.json()
-        assert body["method"] == "test-bright" and body["manipulated"] is True
+        assert body["method"] == body["localizer"] == "test-bright"
+        assert body["manipulated"] is True
         assert body["tampered_fraction"] == pytest.approx(24 / 64)
         assert (body["height"], body["width"]) == (48, 64)
         assert body["overlay_url"] == f"{base}/edits.png"

@@ -661,6 +661,7 @@ def create_app(
         localized = localized_or_error(sha256)
         return {
             **_json_safe(localized.summary),
+            "localizer": str(edits.name),
             "overlay_url": f"/v1/results/{sha256}/edits.png",
         }
 

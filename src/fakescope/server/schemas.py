@@ -92,7 +92,8 @@ class Report(BaseModel):
 class EditLocalization(BaseModel):
     """Where the server's localizer finds edits in a kept upload (computed on demand)."""
 
-    method: str = Field(description="The localizer, e.g. segmentation-default.")
+    localizer: str = Field(description="The server's localizer, e.g. segmentation-field.")
+    method: str = Field(description="Its method, e.g. segmentation.")
     score: float = Field(description="Image-level probability that a region was edited.")
     threshold: float = Field(description="Pixel threshold of the mask.")
     image_threshold: float = Field(description="Score at or above which edits are reported.")
