@@ -577,3 +577,28 @@ def test_results_land_in_the_case_database(tmp_path, model, images):
     assert all(item is not None for item in stored.values())
     assert {item.result.path for item in stored.values()} == {"a.png", "t.jpg"}
     assert json.loads(json.dumps(stored[rows["results"][0]["sha256"]].result.to_dict()))
+
+
+def test_edits_availability_does_not_wait_for_a_running_localization() -> None:
+    from fakescope.server.localizing import OnDemandLocalizer
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowLocalizer(BrightLocalizer):
+        def predict_heatmap(self, image: np.ndarray, *, jpeg_quantization: Any = None) -> Any:
+            started.set()
+            release.wait(10)
+            return super().predict_heatmap(image)
+
+    edits = OnDemandLocalizer(None, SlowLocalizer())
+    worker = threading.Thread(
+        target=edits.localize, args=("a" * 64, np.zeros((32, 32, 3), np.uint8))
+    )
+    worker.start()
+    assert started.wait(10)
+    began = time.monotonic()
+    assert edits.unavailable_reason() is None
+    assert time.monotonic() - began < 1.0
+    release.set()
+    worker.join(10)
+    assert OnDemandLocalizer(None).unavailable_reason() is not None

@@ -74,8 +74,10 @@ class OnDemandLocalizer:
         self._cache_size = max(1, cache_size)
         self._cache: OrderedDict[str, LocalizedUpload] = OrderedDict()
         # One localization at a time: each uses every core already, and a second in parallel
-        # would only double the memory.
+        # would only double the memory. Loading has a lock of its own, so a report that only
+        # asks whether edits are available never waits for another file's localization.
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
 
     def _load(self) -> Localizer | None:
         if not self._loaded and self.name is not None:
@@ -91,7 +93,7 @@ class OnDemandLocalizer:
 
     def unavailable_reason(self) -> str | None:
         """None when edits can be localized; else why not (loads the localizer once)."""
-        with self._lock:
+        with self._load_lock:
             self._load()
         if self._localizer is not None:
             return None
