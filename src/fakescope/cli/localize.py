@@ -21,9 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from fakescope.cli.common import expand_inputs, progress_bar, stderr
-from fakescope.errors import FakescopeError, InputError, ScoringError, UnsupportedFormatError
+from fakescope.errors import FakescopeError, InputError, UnsupportedFormatError
 from fakescope.io.discover import VIDEO_EXTENSIONS, InputEntry, iter_input_files
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
+from fakescope.pipeline.localize import localize_loaded
 from fakescope.results import ScanResult
 
 #: The bundled localizer that un-warps images when the chosen one has no ``undo`` step.
@@ -162,16 +163,9 @@ def localize_entry(
     except InputError as exc:
         return ScanResult.failure(entry.path, exc)
     try:
-        localization = localizer.localize(
-            loaded.pixels, jpeg_quantization=loaded.metadata.jpeg_quantization
-        )
-    except InputError as exc:  # e.g. smaller than the method can read
+        localization = localize_loaded(localizer, loaded)
+    except FakescopeError as exc:  # too small for the method, or the method failed
         return ScanResult.failure(entry.path, exc, sha256=loaded.sha256)
-    except ImportError:
-        raise  # a missing package fails every image alike: one clear error, not one per row
-    except Exception as exc:  # any method failure must cost one row, never the batch
-        error = ScoringError(f"the localizer failed on this image: {exc}")
-        return ScanResult.failure(entry.path, error, sha256=loaded.sha256)
     extra: dict[str, Any] = {"file": loaded.metadata.to_evidence()}
     unwarped = None
     if undo is not None:

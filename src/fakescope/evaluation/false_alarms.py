@@ -23,6 +23,7 @@ from fakescope.errors import FakescopeError
 from fakescope.io.discover import InputEntry
 from fakescope.io.image import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_image
 from fakescope.localizers.base import Localizer
+from fakescope.pipeline.localize import localize_loaded
 
 #: Target false-alarm rates reported by default.
 DEFAULT_RATES = (0.01, 0.05, 0.10)
@@ -67,15 +68,9 @@ def false_alarm_report(
             if entry.error is not None:
                 raise entry.error
             loaded = load_image(entry.path, max_pixels=max_pixels, max_bytes=max_bytes)
-            localization = localizer.localize(
-                loaded.pixels, jpeg_quantization=loaded.metadata.jpeg_quantization
-            )
-        except (FakescopeError, ValueError) as exc:
+            localization = localize_loaded(localizer, loaded)
+        except FakescopeError as exc:
             row["error"] = str(exc)
-        except ImportError:
-            raise  # a missing package fails every image alike: one clear error
-        except Exception as exc:  # a method failure costs one row, never the run
-            row["error"] = f"the localizer failed on this image: {exc}"
         else:
             row.update(
                 score=float(localization.score),
