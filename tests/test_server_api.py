@@ -21,6 +21,7 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient
 
+from fakescope.io.image import decode_image_bytes
 from fakescope.localizers.base import Localizer
 from fakescope.models import load_model
 from fakescope.results import ScanResult
@@ -592,7 +593,8 @@ def test_edits_availability_does_not_wait_for_a_running_localization() -> None:
 
     edits = OnDemandLocalizer(None, SlowLocalizer())
     worker = threading.Thread(
-        target=edits.localize, args=("a" * 64, np.zeros((32, 32, 3), np.uint8))
+        target=edits.localize,
+        args=("a" * 64, lambda: decode_image_bytes(png_bytes(np.zeros((32, 32, 3), np.uint8)))),
     )
     worker.start()
     assert started.wait(10)
@@ -602,3 +604,19 @@ def test_edits_availability_does_not_wait_for_a_running_localization() -> None:
     release.set()
     worker.join(10)
     assert OnDemandLocalizer(None).unavailable_reason() is not None
+
+
+def test_edits_pass_the_uploads_jpeg_tables_and_decode_once(tmp_path, model, images):
+    seen: list[bool] = []
+
+    class TablesLocalizer(BrightLocalizer):
+        def predict_heatmap(self, image: np.ndarray, *, jpeg_quantization: Any = None) -> Any:
+            seen.append(jpeg_quantization is not None)
+            return super().predict_heatmap(image)
+
+    with make_client(tmp_path, model, edit_localizer=TablesLocalizer()) as client:
+        row = upload(client, [("photo.jpg", images["jpeg"])]).json()["results"][0]
+        base = f"/v1/results/{row['sha256']}"
+        assert client.get(f"{base}/edits").status_code == 200
+        assert client.get(f"{base}/edits.png").status_code == 200
+    assert seen == [True]  # the JPEG's tables reached the localizer, and only one pass ran

@@ -638,9 +638,9 @@ def create_app(
         return Response(views.heatmap_png(localization, size), media_type="image/png")
 
     def localized_or_error(sha256: str) -> LocalizedUpload:
-        image = decoded_or_404(sha256)
         try:
-            return edits.localize(sha256, image.pixels)
+            # Decoded only when not remembered: the JSON and the PNG share one localization.
+            return edits.localize(sha256, lambda: decoded_or_404(sha256))
         except UnavailableError as exc:
             raise HTTPException(status_code=503, detail=str(exc)) from exc
         except (ValueError, FakescopeError) as exc:

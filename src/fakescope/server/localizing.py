@@ -19,12 +19,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from fakescope.io.image import LoadedImage
 from fakescope.localizers.base import Localizer
+from fakescope.pipeline.localize import localize_loaded
 from fakescope.results import Localization
 from fakescope.server import views
 
@@ -101,8 +102,9 @@ class OnDemandLocalizer:
             return "the server runs no localizer (start it with --localizer NAME)"
         return f"the localizer {self.name!r} cannot be loaded ({self._load_error})"
 
-    def localize(self, key: str, pixels: np.ndarray) -> LocalizedUpload:
-        """The localization of ``pixels``, remembered under ``key`` (the file's SHA-256)."""
+    def localize(self, key: str, load: Callable[[], LoadedImage]) -> LocalizedUpload:
+        """The localization of the file ``load`` decodes, remembered under ``key`` (its
+        SHA-256); ``load`` is only called when ``key`` is not remembered."""
         reason = self.unavailable_reason()
         if reason is not None:
             raise UnavailableError(reason)
@@ -112,8 +114,9 @@ class OnDemandLocalizer:
                 self._cache.move_to_end(key)
                 return cached
             assert self._localizer is not None  # unavailable_reason() said so
+            loaded = load()
             started = time.perf_counter()
-            localization = self._localizer.localize(pixels)
+            localization = localize_loaded(self._localizer, loaded)
             result = LocalizedUpload.from_localization(localization, time.perf_counter() - started)
             self._cache[key] = result
             while len(self._cache) > self._cache_size:
