@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Self
 
 import numpy as np
@@ -38,6 +38,13 @@ def _require_cv2() -> Any:
     from fakescope.data.forge.base import require_cv2
 
     return require_cv2()
+
+
+def _row_strips(start: int, stop: int, rows: int) -> Iterator[tuple[int, int]]:
+    """``[top, bottom)`` row ranges of at most ``rows`` rows covering ``[start, stop)``."""
+    step = max(1, rows)
+    for top in range(start, stop, step):
+        yield top, min(stop, top + step)
 
 
 def invert_flow(
@@ -65,8 +72,7 @@ def invert_flow(
     y0, y1 = max(0, rows[0] - reach), min(height, rows[-1] + 1 + reach)
     x0, x1 = max(0, cols[0] - reach), min(width, cols[-1] + 1 + reach)
     margin = reach + 4
-    for top in range(y0, y1, max(1, strip_rows)):
-        bottom = min(y1, top + max(1, strip_rows))
+    for top, bottom in _row_strips(y0, y1, strip_rows):
         low, high = max(y0, top - margin), min(y1, bottom + margin)
         window = _invert_window(np.ascontiguousarray(flow[low:high, x0:x1]), iterations)
         inverse[top:bottom, x0:x1] = window[top - low : bottom - low]
@@ -145,8 +151,7 @@ def unwarp(
     restored = image.copy()
     rows, cols = np.flatnonzero(moved.any(axis=1)), np.flatnonzero(moved.any(axis=0))
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    for top in range(y0, y1, max(1, strip_rows)):
-        bottom = min(y1, top + max(1, strip_rows))
+    for top, bottom in _row_strips(y0, y1, strip_rows):
         yy, xx = np.mgrid[top:bottom, x0:x1].astype(np.float32)
         # Sampling the whole image (not a crop) so the reflected border is the image's own.
         window = cv2.remap(
